@@ -1,0 +1,112 @@
+"""The benchmark files iopo-eval knows: upstream repository, pinned commit, path and sha256.
+
+The registry is the only place upstream locations live. A mirror folder has the same layout as the
+``mirror_path`` column (``<benchmark>/<file>``), which is the layout of ``../shared/data``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataFile:
+    key: str  # registry key, e.g. "trace/eval"
+    benchmark: str
+    repo: str  # GitHub "owner/name"
+    commit: str  # pinned commit (or a ref, where upstream publishes none; the sha256 pins the bytes)
+    upstream_path: str
+    mirror_path: str  # relative path inside the cache and inside a mirror folder
+    sha256: str | None  # None: not yet pinned (file never obtained); verified by schema only
+    license: str
+    redistributable: bool = True
+    note: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"https://raw.githubusercontent.com/{self.repo}/{self.commit}/{self.upstream_path}"
+
+
+_COMPLEX_IF = "29d58622ad8ad361830cc8a522f78099db928bc0"
+_CFBENCH = "0bcbf9b0bcf21113a9813f86ed51a2135b328e41"
+_COMPLEXBENCH = "749f4575d5dc981182ecaebb8c292b2a61213cf3"
+
+_FILES = [
+    DataFile(
+        key="trace/eval",
+        benchmark="trace",
+        repo="Tongyi-CCAI/Complex-IF",
+        commit=_COMPLEX_IF,
+        upstream_path="TRACE/TRACE/202409_trace_evaluation.jsonl",
+        mirror_path="trace/202409_trace_evaluation.jsonl",
+        sha256="ca9e7577ee0732021db49ba7cb6ad3632eadb8398b1129fe54d104ded41b78f4",
+        license="MIT",
+    ),
+    DataFile(
+        key="trace/iopo_sample",
+        benchmark="trace",
+        repo="Tongyi-CCAI/Complex-IF",
+        commit=_COMPLEX_IF,
+        upstream_path="IOPO/data/trace.json",
+        mirror_path="trace/iopo_train_format_sample.json",
+        sha256=None,
+        license="MIT",
+        note="the only released IOPO training example (quadruple format)",
+    ),
+    DataFile(
+        key="ifeval/input",
+        benchmark="ifeval",
+        repo="google-research/google-research",
+        # Upstream publishes no release for this file; the sha256 pins its bytes.
+        commit="master",
+        upstream_path="instruction_following_eval/data/input_data.jsonl",
+        mirror_path="ifeval/input_data.jsonl",
+        sha256="67ffeee0fcb87c317c5b08a2de85557b4a7e96ada6178aa645b4954fe4b53d49",
+        license="Apache-2.0",
+    ),
+    DataFile(
+        key="cfbench/data",
+        benchmark="cfbench",
+        repo="PKU-Baichuan-MLSystemLab/CFBench",
+        commit=_CFBENCH,
+        upstream_path="data/cfbench_data.json",
+        mirror_path="cfbench/cfbench_data.json",
+        sha256="f28bfe94420ff61063183712179988718c6caedcdd3d0635cc6d0383289796fc",
+        license="none upstream: downloaded for the user, never redistributed",
+        redistributable=False,
+    ),
+    DataFile(
+        key="complexbench/data",
+        benchmark="complexbench",
+        repo="thu-coai/ComplexBench",
+        commit=_COMPLEXBENCH,
+        upstream_path="data/data_final.json",
+        mirror_path="complexbench/data/data_final.json",
+        sha256=None,
+        license="MIT",
+        note="scoring questions, rules and dependencies; not yet obtained, so its hash is not pinned",
+    ),
+    DataFile(
+        key="complexbench/gpt4_1106",
+        benchmark="complexbench",
+        repo="thu-coai/ComplexBench",
+        commit=_COMPLEXBENCH,
+        upstream_path="llm_generations/gpt4_1106.jsonl",
+        mirror_path="complexbench/llm_generations/gpt4_1106.jsonl",
+        sha256="3044327f0198a514eab9206156a68046f4e80e9c7b32e037f8b624dfcafcb71d",
+        license="MIT",
+    ),
+]
+
+REGISTRY: dict[str, DataFile] = {f.key: f for f in _FILES}
+
+
+def get_file(key: str) -> DataFile:
+    try:
+        return REGISTRY[key]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(key, REGISTRY, n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        raise KeyError(f"unknown data file {key!r}.{hint} Known: {', '.join(REGISTRY)}") from None

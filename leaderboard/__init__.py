@@ -1,0 +1,1 @@
+"""Where results leave for people: the static HTML leaderboard rendered from run results."""

@@ -1,0 +1,1 @@
+"""IOPO / DPO / SFT trainers, collators, losses and the quadruple builder."""
