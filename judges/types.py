@@ -1,0 +1,60 @@
+"""Records that cross the judge boundary: what is asked of a judge and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Error kinds recorded on failed judgements (a failure is never turned into a score).
+ERROR_KINDS = (
+    "parse_error",  # reply did not contain the structured answer
+    "wrong_count",  # number of scores differs from the number of constraints
+    "out_of_range",  # a score outside the allowed range
+    "empty_reply",
+    "rate_limited",  # 429s exhausted the retries
+    "server_error",  # 5xx exhausted the retries
+    "timeout",
+    "connection_error",
+    "bad_request",  # 4xx other than 429: not retried
+    "budget_exhausted",  # not attempted: the --budget cap was reached (resumable)
+    "empty_response",  # the model's response was empty: judged as failed without a call
+)
+
+
+@dataclass
+class JudgeRequest:
+    """One judgement to make. ``fields`` fill the prompt template; ``n_expected`` is the number of
+    per-constraint scores the parser must find (checked strictly)."""
+
+    key: str  # the caller's id for the item (not the cache key)
+    fields: dict[str, Any]
+    n_expected: int
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class JudgeOutcome:
+    key: str
+    status: str  # "ok" | "failed" | "skipped"
+    scores: list[float] | None = None  # one per constraint, in order
+    reasons: list[str] | None = None
+    overall: float | None = None
+    raw: str | None = None  # the judge's raw reply text (last attempt)
+    error_kind: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    cached: bool = False  # served from the cache: no call paid by this run
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    cache_key: str = ""
+    truncated: dict[str, int] = field(default_factory=dict)  # field -> original length, when truncated
+    judge_model: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
