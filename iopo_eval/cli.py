@@ -1,0 +1,63 @@
+"""The ``iopo-eval`` command line. Each subcommand lives in ``iopo_eval.commands.<name>`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
+arguments and returning an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from iopo_eval import __version__
+
+# Order is the order shown in --help.
+COMMAND_MODULES = [
+    "run",
+    "judge",
+    "score",
+    "data",
+    "leaderboard",
+    "gate",
+    "train",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iopo-eval",
+        description="Measure and improve complex instruction following (TRACE, IFEval, CFBench, ComplexBench).",
+    )
+    parser.add_argument("--version", action="version", version=f"iopo-eval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"iopo_eval.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"iopo_eval.commands.{name}":
+                continue  # command not built yet in this checkout
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept and a rerun resumes from the cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
