@@ -79,7 +79,10 @@ class Metric:
     higher_is_better: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in dataclasses.asdict(self).items()
+        }
 
 
 @dataclass
@@ -262,7 +265,9 @@ def read_items(path: Path) -> list[ItemRecord]:
             try:
                 items.append(ItemRecord.from_json(json.loads(line)))
             except (json.JSONDecodeError, TypeError) as exc:
-                raise ResultsError(f"{path} line {lineno}: not a valid item record ({exc}); the file may be truncated") from exc
+                raise ResultsError(
+                    f"{path} line {lineno}: not a valid item record ({exc}); the file may be truncated"
+                ) from exc
     return items
 
 

@@ -88,12 +88,16 @@ def fetch(key: str, mirror: str | os.PathLike[str] | None = None, timeout: float
     target = data_cache_dir() / entry.mirror_path
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(entry.url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL)
-            with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-                shutil.copyfileobj(resp, tmp)
-                tmp_path = Path(tmp.name)
+        with (
+            urllib.request.urlopen(entry.url, timeout=timeout) as resp,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+        ):
+            shutil.copyfileobj(resp, tmp)
+            tmp_path = Path(tmp.name)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DataError(f"{entry.key}: download of {entry.url} failed ({exc}). {_missing_message(entry, mirror)}") from exc
+        raise DataError(
+            f"{entry.key}: download of {entry.url} failed ({exc}). {_missing_message(entry, mirror)}"
+        ) from exc
     try:
         _check_hash(entry, tmp_path)
     except DataError:

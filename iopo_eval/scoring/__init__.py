@@ -1,0 +1,1 @@
+"""Per-benchmark scoring: judged or checked items -> ItemRecord values and BenchmarkResult."""

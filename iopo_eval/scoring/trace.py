@@ -1,0 +1,157 @@
+"""TRACE scoring: per-constraint judge scores -> IF-S / IF-M and their breakdowns (protocols.md §1.5).
+
+An instruction is followed only when the judge gives every one of its constraints the full 10 points.
+A failed judgement contributes to no metric: it is counted in the failures, never scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from iopo_eval.data.trace import TraceItem, classify
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
+from iopo_eval.results import (
+    BenchmarkResult,
+    Cost,
+    ItemRecord,
+    MetricSpec,
+    compute_metrics,
+    count_failures,
+)
+
+SCORING_VERSION = "trace-scoring-1"
+FULL_MARKS = 10.0
+
+METRICS = [
+    MetricSpec("if_s", "IF-S", headline=True),
+    MetricSpec("if_m", "IF-M", headline=True),
+    MetricSpec("if_all", "IF (all instructions)"),
+    MetricSpec("constraint_pass", "Constraints at 10"),
+    MetricSpec("mean_score", "Mean constraint score (0-10)", scale=1.0),
+    MetricSpec("mean_overall", "Mean overall score (0-10)", scale=1.0),
+]
+BREAKDOWN_PREFIXES = ("category/", "dimension/", "version/", "n_constraints/")
+
+
+def task_for(item: TraceItem) -> str:
+    return "trace_ifs" if item.subset == "single" else "trace_ifm"
+
+
+def judge_request(item: TraceItem, response: str) -> JudgeRequest:
+    """The judge sees the exact user prompt the model saw, the gold constraint list and the response.
+
+    Upstream fills the query with ``description`` (or an unreleased ``question`` field); we pass the
+    whole user prompt, which contains the description, the constraints and the task input (task README).
+    """
+    return JudgeRequest(
+        key=item.id,
+        fields={
+            "instruction": item.user_prompt,
+            "constraints": list(item.constraints_splits),
+            "response": response,
+        },
+        n_expected=len(item.constraints_splits),
+    )
+
+
+def item_values(item: TraceItem, scores: Sequence[float], overall: float | None) -> dict[str, Any]:
+    """Metric contributions of one successfully judged item."""
+    passed = [s >= FULL_MARKS for s in scores]
+    followed = float(all(passed))
+    values: dict[str, Any] = {
+        "if_s" if item.subset == "single" else "if_m": followed,
+        "if_all": followed,
+        "constraint_pass": [float(sum(passed)), float(len(passed))],
+        "mean_score": [float(sum(scores)), float(len(scores))],
+        f"version/{item.category}": followed,
+        f"n_constraints/{len(scores):02d}": followed,
+    }
+    if overall is not None:
+        values["mean_overall"] = float(overall)
+    per_cat: dict[str, list[float]] = {}
+    per_dim: dict[str, list[float]] = {}
+    for label, ok in zip(item.levels2, passed, strict=True):
+        category, dimension = classify(label)
+        for table, key in ((per_cat, f"category/{category}"), (per_dim, f"dimension/{dimension}")):
+            num_den = table.setdefault(key, [0.0, 0.0])
+            num_den[0] += float(ok)
+            num_den[1] += 1.0
+    values.update(per_cat)
+    values.update(per_dim)
+    return values
+
+
+def item_record(
+    item: TraceItem, response: str, outcome: JudgeOutcome, raw_response: str | None = None
+) -> ItemRecord:
+    ok = outcome.status == "ok" and outcome.scores is not None
+    groups = {
+        "subset": item.subset,
+        "version": item.category,
+        "n_constraints": len(item.constraints_splits),
+        "categories": sorted({classify(label)[0] for label in item.levels2}),
+    }
+    extra: dict[str, Any] = {
+        "constraints": item.constraints_splits,
+        "dimensions": [classify(label)[1] for label in item.levels2],
+    }
+    if raw_response is not None and raw_response != response:
+        extra["raw_response"] = raw_response
+    return ItemRecord(
+        benchmark="trace",
+        task=task_for(item),
+        item_id=item.id,
+        status="ok" if ok else "judge_failed",
+        values=item_values(item, outcome.scores or [], outcome.overall) if ok else {},
+        groups=groups,
+        response=response,
+        judge=outcome.to_json(),
+        extra=extra,
+    )
+
+
+def cost_of(outcomes: Sequence[dict[str, Any]]) -> Cost:
+    cost = Cost()
+    for o in outcomes:
+        if not o:
+            continue
+        if o.get("cached"):
+            cost.cache_hits += 1
+        elif o.get("attempts", 0) > 0:
+            cost.calls += int(o.get("attempts", 0))
+        usage = o.get("usage") or {}
+        if not o.get("cached"):
+            cost.prompt_tokens += int(usage.get("prompt_tokens", 0))
+            cost.completion_tokens += int(usage.get("completion_tokens", 0))
+            cost.usd += float(o.get("cost_usd", 0.0))
+    return cost
+
+
+def benchmark_result(
+    records: list[ItemRecord],
+    *,
+    task_versions: dict[str, Any],
+    protocol: dict[str, Any],
+    judge: dict[str, Any] | None,
+    smoke_test: bool,
+    items_file: str = "trace.items.jsonl",
+    bootstrap_iters: int = 1000,
+) -> BenchmarkResult:
+    metrics = compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters)
+    lengths = [len(r.response) for r in records]
+    return BenchmarkResult(
+        benchmark="trace",
+        tasks=task_versions,
+        protocol={"scoring_version": SCORING_VERSION, **protocol},
+        metrics=metrics,
+        headline=[s.name for s in METRICS if s.headline],
+        n_items=len(records),
+        n_scored=sum(r.status == "ok" for r in records),
+        failures=count_failures(records),
+        cost=cost_of([r.judge or {} for r in records]),
+        judge=judge,
+        smoke_test=smoke_test,
+        items_file=items_file,
+        mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
+    )
