@@ -58,3 +58,10 @@ class JudgeOutcome:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> JudgeOutcome:
+        known = set(cls.__dataclass_fields__)
+        data = {k: v for k, v in obj.items() if k in known}
+        data["usage"] = Usage(**(obj.get("usage") or {}))
+        return cls(**data)

@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 tasks_dir=$("$VENV/bin/python" -c "import lm_eval.tasks, os; print(os.path.dirname(lm_eval.tasks.__file__))")/iopo_eval
 rm -rf "$tasks_dir"
 mkdir -p "$tasks_dir"
-(cd tasks && find . -type f \( -name '*.py' -o -name '*.yaml' -o -name '*.md' \) -not -path '*/__pycache__/*') | while read -r f; do
+(cd tasks && find . -type f \( -name '*.py' -o -name '*.yaml' -o -name '*_yaml' -o -name '*.md' \) -not -path '*/__pycache__/*') | while read -r f; do
   mkdir -p "$tasks_dir/$(dirname "$f")"
   ln -sf "$PWD/tasks/$f" "$tasks_dir/$f"
 done

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iopo_eval.data.trace import TraceItem, classify
+from iopo_eval.data.trace import TraceItem, classify, parse_row
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,
@@ -19,6 +19,7 @@ from iopo_eval.results import (
     compute_metrics,
     count_failures,
 )
+from iopo_eval.scoring.judged import JudgedBenchmark, register_benchmark
 
 SCORING_VERSION = "trace-scoring-1"
 FULL_MARKS = 10.0
@@ -155,3 +156,11 @@ def benchmark_result(
         items_file=items_file,
         mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
     )
+
+
+def _requests_from_doc(doc: dict[str, Any], response: str) -> list[JudgeRequest]:
+    return [judge_request(parse_row(doc, f"trace doc {doc.get('id')!r}"), response)]
+
+
+DEFAULT_JUDGE = "trace-gpt4o"
+register_benchmark(JudgedBenchmark(name="trace", default_judge=DEFAULT_JUDGE, requests=_requests_from_doc))

@@ -1,0 +1,61 @@
+"""The bridge into lm-eval: a filter that judges all of a task's responses at once.
+
+lm-eval calls a task's filters once with every response and document, before per-document scoring.
+That is where judged benchmarks send their whole batch to the judge (concurrently, through the cache).
+Each filtered response becomes a JSON-able dict that the task's ``process_results`` scores and that
+``--log_samples`` keeps, so ``iopo-eval`` can rebuild item records from lm-eval's samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lm_eval.api.filter import Filter
+from lm_eval.api.registry import register_filter
+
+from iopo_eval.scoring.judged import get_benchmark
+from iopo_eval.text import strip_reasoning
+
+log = logging.getLogger(__name__)
+
+
+def judge_responses(benchmark: str, docs: list[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
+    """Judge one response per document; returns the filtered value of each document."""
+    from iopo_eval.judging import active_session
+
+    spec = get_benchmark(benchmark)
+    session = active_session()
+    cleaned = [strip_reasoning(r) for r in responses]
+    per_doc = [spec.requests(doc, text) for doc, text in zip(docs, cleaned, strict=True)]
+    flat = [req for reqs in per_doc for req in reqs]
+    outcomes = session.judge(benchmark, flat, spec.default_judge) if flat else []
+    out, pos = [], 0
+    for raw, text, reqs in zip(responses, cleaned, per_doc, strict=True):
+        judged = outcomes[pos : pos + len(reqs)]
+        pos += len(reqs)
+        out.append(
+            {
+                "response": text,
+                "raw_response": raw,
+                "judgements": [o.to_json() for o in judged],
+                "judge": session.describe(benchmark, spec.default_judge),
+            }
+        )
+    return out
+
+
+@register_filter("iopo_judge")
+class JudgeFilter(Filter):
+    """``filter: [{function: iopo_judge, benchmark: trace}]`` in a task's filter_list."""
+
+    def __init__(self, benchmark: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.benchmark = benchmark
+
+    def apply(self, resps: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        responses = []
+        for r in resps:
+            first = r[0] if isinstance(r, (list, tuple)) and r else r
+            responses.append(first if isinstance(first, str) else "")
+        return judge_responses(self.benchmark, list(docs), responses)
