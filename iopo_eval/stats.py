@@ -102,3 +102,15 @@ def mcnemar(b: int, c: int) -> float:
     k = min(b, c)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+def is_binary(nums: np.ndarray, dens: np.ndarray) -> bool:
+    """True when every item contributes a plain pass/fail outcome: ``(0, 1)`` or ``(1, 1)``."""
+    return bool(nums.size) and bool(np.all(dens == 1.0)) and bool(np.all((nums == 0.0) | (nums == 1.0)))
+
+
+def discordant_counts(base: np.ndarray, cand: np.ndarray) -> tuple[int, int]:
+    """McNemar's discordant cells for paired 0/1 outcomes: (baseline pass & candidate fail,
+    baseline fail & candidate pass)."""
+    base_ok, cand_ok = base.astype(bool), cand.astype(bool)
+    return int(np.sum(base_ok & ~cand_ok)), int(np.sum(~base_ok & cand_ok))
