@@ -38,6 +38,7 @@ class JudgeSession:
     dry_run: bool = False
     progress: bool = True
     allow_embedded: bool = True  # start the embedded smoke-test judge when no endpoint is configured
+    generations_dir: Path | None = None  # where responses are saved before judging (a judge crash loses none)
     spent_usd: float = 0.0
     estimates: list[Any] = field(default_factory=list)
     _stack: ExitStack = field(default_factory=ExitStack)

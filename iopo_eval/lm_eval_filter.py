@@ -8,7 +8,9 @@ Each filtered response becomes a JSON-able dict that the task's ``process_result
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from lm_eval.api.filter import Filter
@@ -26,6 +28,8 @@ def judge_responses(benchmark: str, docs: list[dict[str, Any]], responses: list[
 
     spec = get_benchmark(benchmark)
     session = active_session()
+    if session.generations_dir is not None:
+        save_generations(session.generations_dir / f"{benchmark}.generations.jsonl", docs, responses)
     cleaned = [strip_reasoning(r) for r in responses]
     per_doc = [spec.requests(doc, text) for doc, text in zip(docs, cleaned, strict=True)]
     flat = [req for reqs in per_doc for req in reqs]
@@ -43,6 +47,15 @@ def judge_responses(benchmark: str, docs: list[dict[str, Any]], responses: list[
             }
         )
     return out
+
+
+def save_generations(path: Path, docs: list[dict[str, Any]], responses: list[str]) -> None:
+    """Append the responses to a JSONL file before judging, so a crash in the judge loses no generation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for doc, response in zip(docs, responses, strict=True):
+            doc_id = doc.get("id", doc.get("key", doc.get("idx", doc.get("main_id"))))
+            fh.write(json.dumps({"id": doc_id, "response": response}, ensure_ascii=False) + "\n")
 
 
 @register_filter("iopo_judge")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iopo_eval.data.trace import TraceItem, classify, parse_row
+from iopo_eval.data.trace import TraceItem, classify, load_trace, parse_row
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,
@@ -164,3 +164,66 @@ def _requests_from_doc(doc: dict[str, Any], response: str) -> list[JudgeRequest]
 
 DEFAULT_JUDGE = "trace-gpt4o"
 register_benchmark(JudgedBenchmark(name="trace", default_judge=DEFAULT_JUDGE, requests=_requests_from_doc))
+
+
+def from_samples(
+    samples: dict[str, list[dict[str, Any]]],
+    task_versions: dict[str, Any],
+    judge: dict[str, Any] | None,
+) -> tuple[list[ItemRecord], BenchmarkResult]:
+    """Item records and results from lm-eval's logged samples of trace_ifs / trace_ifm."""
+    records = []
+    for task in ("trace_ifs", "trace_ifm"):
+        for sample in samples.get(task, []):
+            item = parse_row(sample["doc"], f"{task} sample {sample.get('doc_id')}")
+            judged = sample["filtered_resps"][0]
+            outcome = JudgeOutcome.from_json(judged["judgements"][0])
+            judge = judge or judged.get("judge")
+            records.append(item_record(item, judged["response"], outcome, judged.get("raw_response")))
+    return records, result_for(records, task_versions, judge)
+
+
+def result_for(records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None) -> BenchmarkResult:
+    from iopo_eval.data.registry import get_file
+
+    protocol = {
+        "data_sha256": get_file("trace/eval").sha256,
+        "judge_identity": (judge or {}).get("identity_hash"),
+        "judge_prompt_version": (judge or {}).get("prompt_version"),
+        "strict_rule": "every constraint scored 10",
+    }
+    return benchmark_result(
+        records,
+        task_versions=task_versions,
+        protocol=protocol,
+        judge=judge,
+        smoke_test=bool((judge or {}).get("smoke_test")),
+    )
+
+
+def lm_eval_doc(item: TraceItem) -> dict[str, Any]:
+    """The document lm-eval sees: the upstream row plus the system and user turns as flat fields."""
+    doc = item.to_doc()
+    doc["system"] = next((m["content"] for m in item.messages if m["role"] == "system"), "")
+    doc["prompt"] = item.user_prompt
+    return doc
+
+
+def docs_by_id(mirror: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every TRACE document by id, with the task it belongs to."""
+    return {item.id: (task_for(item), lm_eval_doc(item)) for item in load_trace(mirror=mirror)}
+
+
+def rescore(
+    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None, mirror: str | None = None
+) -> tuple[list[ItemRecord], BenchmarkResult]:
+    """Recompute every value from the stored judgements (no judge calls), with the current scoring code."""
+    docs = docs_by_id(mirror)
+    fresh = []
+    for rec in records:
+        if rec.item_id not in docs:
+            raise KeyError(f"trace item {rec.item_id!r} is not in the TRACE data")
+        item = parse_row(docs[rec.item_id][1], f"trace item {rec.item_id!r}")
+        outcome = JudgeOutcome.from_json(rec.judge or {"key": rec.item_id, "status": "failed"})
+        fresh.append(item_record(item, rec.response, outcome, rec.extra.get("raw_response")))
+    return fresh, result_for(fresh, task_versions, judge)

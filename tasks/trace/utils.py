@@ -15,7 +15,7 @@ import datasets
 import iopo_eval.lm_eval_filter  # noqa: F401  (registers the iopo_judge filter)
 from iopo_eval.data.trace import load_trace, parse_row
 from iopo_eval.judges.types import JudgeOutcome
-from iopo_eval.scoring.trace import item_values
+from iopo_eval.scoring.trace import item_values, lm_eval_doc
 
 
 def loader(**kwargs: Any) -> datasets.DatasetDict:
@@ -24,13 +24,9 @@ def loader(**kwargs: Any) -> datasets.DatasetDict:
     ``data_mirror`` in the task metadata (``--metadata '{"data_mirror": DIR}'``) or
     $IOPO_EVAL_DATA_MIRROR selects a local mirror; otherwise the pinned upstream file is downloaded.
     """
-    items = load_trace(mirror=kwargs.get("data_mirror"))
     splits: dict[str, list[dict[str, Any]]] = {"single": [], "multi": []}
-    for item in items:
-        doc = item.to_doc()
-        doc["system"] = next((m["content"] for m in item.messages if m["role"] == "system"), "")
-        doc["prompt"] = item.user_prompt
-        splits[item.subset].append(doc)
+    for item in load_trace(mirror=kwargs.get("data_mirror")):
+        splits[item.subset].append(lm_eval_doc(item))
     return datasets.DatasetDict({name: datasets.Dataset.from_list(rows) for name, rows in splits.items()})
 
 

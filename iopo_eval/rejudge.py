@@ -1,0 +1,169 @@
+"""``iopo-eval judge``: judge responses produced elsewhere, or judge a run again with another judge.
+
+Inputs, by what the path holds:
+- an lm-eval ``--log_samples`` output (a folder or ``samples_<task>_*.jsonl`` files),
+- an iopo-eval run folder (its items files, or the ``<bench>.generations.jsonl`` a crashed run saved).
+Responses are judged through the same session and scored with the same code as ``iopo-eval run``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from iopo_eval.benchmarks import BENCHMARKS
+from iopo_eval.judging import JudgeSession
+from iopo_eval.lm_eval_filter import judge_responses
+from iopo_eval.results import (
+    RESULTS_NAME,
+    ResultsError,
+    RunResults,
+    load_results,
+    new_run_id,
+    now_iso,
+    read_items,
+    write_items,
+    write_results,
+)
+from iopo_eval.scoring.judged import get_benchmark
+
+log = logging.getLogger(__name__)
+_SAMPLES_FILE = re.compile(r"samples_(?P<task>.+?)_\d{4}-\d{2}-\d{2}T[\d\-\.]+\.jsonl$")
+
+# (benchmark, task, doc id) -> raw response
+Responses = dict[tuple[str, str, str], str]
+
+
+def _task_to_benchmark() -> dict[str, str]:
+    return {t: b.name for b in BENCHMARKS.values() for t in b.tasks}
+
+
+def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
+    """Find the responses to judge; returns them and the model description when one is known."""
+    found: Responses = {}
+    model: dict[str, Any] = {}
+    task_bench = _task_to_benchmark()
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(path.rglob("samples_*.jsonl")))
+            if (path / RESULTS_NAME).is_file():
+                results, run_dir = load_results(path)
+                model = results.model
+                for bench, res in results.benchmarks.items():
+                    for rec in read_items(run_dir / res.items_file):
+                        raw = rec.extra.get("raw_response", rec.response)
+                        found[(bench, rec.task, rec.item_id)] = raw
+            else:
+                files.extend(sorted(path.glob("*.generations.jsonl")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+    for f in files:
+        m = _SAMPLES_FILE.search(f.name)
+        if m:
+            task = m.group("task")
+            if task not in task_bench:
+                log.info("skipping %s: task %s is not a judged iopo-eval task", f, task)
+                continue
+            for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    sample = json.loads(line)
+                    raw = sample["resps"][0][0]
+                    doc_id = str(sample["doc"].get("id", sample["doc_id"]))
+                except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+                    raise ResultsError(f"{f} line {lineno}: not an lm-eval sample ({exc!r})") from exc
+                found[(task_bench[task], task, doc_id)] = raw
+        elif f.name.endswith(".generations.jsonl"):
+            bench = f.name.split(".", 1)[0]
+            for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ResultsError(f"{f} line {lineno}: not JSON ({exc}); the file may be truncated") from exc
+                found[(bench, "", str(row["id"]))] = row["response"]
+        else:
+            raise ResultsError(f"{f}: not an lm-eval samples file, iopo-eval run folder or generations file")
+    if not found:
+        raise ResultsError(f"no responses found in {', '.join(map(str, paths))}")
+    return found, model
+
+
+def judge_and_score(
+    responses: Responses, session: JudgeSession, output: Path, model: dict[str, Any], mirror: str | None
+) -> tuple[RunResults, Path]:
+    run_id = new_run_id()
+    run_dir = output / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = RunResults(
+        run_id=run_id,
+        created_at=now_iso(),
+        command=shlex.join(["iopo-eval", *sys.argv[1:]]),
+        model=model or {"name": "unknown (judged from saved responses)"},
+        benchmarks={},
+    )
+    for bench in sorted({b for b, _, _ in responses}):
+        if not BENCHMARKS[bench].judged:
+            continue
+        scorer = BENCHMARKS[bench].scorer()
+        docs = scorer.docs_by_id(mirror)
+        keys = [k for k in responses if k[0] == bench]
+        missing = [k[2] for k in keys if k[2] not in docs]
+        if missing:
+            raise ResultsError(f"{bench}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}")
+        ordered = sorted(keys, key=lambda k: (docs[k[2]][0], _natural(k[2])))
+        judged = judge_responses(bench, [docs[k[2]][1] for k in ordered], [responses[k] for k in ordered])
+        samples: dict[str, list[dict[str, Any]]] = {}
+        for k, value in zip(ordered, judged, strict=True):
+            task, doc = docs[k[2]]
+            samples.setdefault(task, []).append({"doc": doc, "doc_id": k[2], "filtered_resps": [value]})
+        judge = session.describe(bench, get_benchmark(bench).default_judge)
+        versions = _task_versions(BENCHMARKS[bench].tasks)
+        records, result = scorer.from_samples(samples, versions, judge)
+        write_items(run_dir / result.items_file, records)
+        results.benchmarks[bench] = result
+    write_results(run_dir, results)
+    return results, run_dir
+
+
+def _natural(text: str) -> tuple[int, str]:
+    return (int(text), "") if text.isdigit() else (sys.maxsize, text)
+
+
+def _task_versions(tasks: tuple[str, ...]) -> dict[str, Any]:
+    """metadata.version of each task, read from its YAML (no lm-eval index needed)."""
+    import lm_eval.tasks.iopo_eval as task_pkg
+
+    versions: dict[str, Any] = {}
+    root = Path(task_pkg.__file__).parent
+    for path in root.rglob("*.yaml"):
+        try:
+            cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader)
+        except yaml.YAMLError:
+            continue
+        if isinstance(cfg, dict) and cfg.get("task") in tasks:
+            meta = cfg.get("metadata") or {}
+            if "version" not in meta and cfg.get("include"):
+                inc = yaml.load((path.parent / cfg["include"]).read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader)
+                meta = (inc or {}).get("metadata") or {}
+            versions[cfg["task"]] = meta.get("version")
+    return versions
+
+
+class _IgnoreTagsLoader(yaml.SafeLoader):
+    """Reads task YAML without importing anything: lm-eval's ``!function`` tags load as None."""
+
+
+_IgnoreTagsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
