@@ -39,16 +39,20 @@ def task_for(item: TraceItem) -> str:
     return "trace_ifs" if item.subset == "single" else "trace_ifm"
 
 
-def judge_request(item: TraceItem, response: str) -> JudgeRequest:
-    """The judge sees the exact user prompt the model saw, the gold constraint list and the response.
+NO_INPUT = "(none)"
 
-    Upstream fills the query with ``description`` (or an unreleased ``question`` field); we pass the
-    whole user prompt, which contains the description, the constraints and the task input (task README).
+
+def judge_request(item: TraceItem, response: str) -> JudgeRequest:
+    """The judge sees the task description, the task input, the gold constraint list and the response.
+
+    Upstream fills its query with ``description`` and, where the row has one, the task input; the
+    constraints come from ``constraints_splits`` (the gold checklist), numbered by the template.
     """
     return JudgeRequest(
         key=item.id,
         fields={
-            "instruction": item.user_prompt,
+            "query": item.description,
+            "input": item.input if item.input is not None else NO_INPUT,
             "constraints": list(item.constraints_splits),
             "response": response,
         },
