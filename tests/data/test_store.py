@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from iopo_eval.data import DataError, fetch, verify
+from iopo_eval.data.registry import REGISTRY, get_file
+from iopo_eval.data.trace import load_trace
+
+
+def test_registry_pins_every_mirrored_file(mirror: Path) -> None:
+    for entry in REGISTRY.values():
+        path = mirror / entry.mirror_path
+        if entry.sha256 is None or not path.is_file():
+            continue
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256, entry.key
+        assert len(entry.commit) == 40 or entry.commit == "master"
+
+
+def test_verify_accepts_the_mirror(mirror: Path, isolated_cache: Path) -> None:
+    assert verify("trace/eval", mirror) == mirror / "trace/202409_trace_evaluation.jsonl"
+
+
+def test_wrong_hash_names_the_file(tmp_path: Path, mirror: Path, isolated_cache: Path) -> None:
+    bad = tmp_path / "mirror"
+    target = bad / "trace/202409_trace_evaluation.jsonl"
+    target.parent.mkdir(parents=True)
+    data = (mirror / "trace/202409_trace_evaluation.jsonl").read_bytes()
+    target.write_bytes(data[:-10])
+    with pytest.raises(DataError, match=r"trace/eval: .*202409_trace_evaluation.jsonl has sha256"):
+        verify("trace/eval", bad)
+
+
+def test_missing_file_with_a_mirror_never_downloads(tmp_path: Path, isolated_cache: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match=r"not available .*IOPO_EVAL_DATA_MIRROR"):
+        fetch("cfbench/data", empty)
+
+
+def test_offline_missing_file(tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IOPO_EVAL_DATA_MIRROR")
+    monkeypatch.setenv("IOPO_EVAL_OFFLINE", "1")
+    with pytest.raises(DataError, match="ifeval/input_data.jsonl is not available"):
+        fetch("ifeval/input")
+
+
+def test_unknown_key_suggests() -> None:
+    with pytest.raises(KeyError, match="Did you mean: trace/eval"):
+        get_file("trace/evl")
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+
+
+def _first_rows(mirror: Path, n: int) -> list[dict]:
+    lines = (mirror / "trace/202409_trace_evaluation.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines[:n]]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r.pop("constraints_splits"), "line 2 .*missing field 'constraints_splits'"),
+        (lambda r: r.update(constraints_num="3"), "line 2 .*'constraints_num' should be int, got str"),
+        (lambda r: r.update(constraints_num=r["constraints_num"] + 1), "line 2 .*constraints_num=.* but"),
+        (lambda r: r.update(levels2=[]), "line 2 .*'levels2' has 0 labels"),
+        (lambda r: r.update(messages=[{"role": "system", "content": "x"}]), "line 2 .*no user turn"),
+        (lambda r: r.update(constraints_splits=["ok", ""]), "line 2 .*non-empty strings"),
+    ],
+)
+def test_malformed_trace_row_is_named(tmp_path: Path, mirror: Path, mutate, message: str) -> None:
+    rows = _first_rows(mirror, 3)
+    mutate(rows[1])
+    path = tmp_path / "trace.jsonl"
+    _write_rows(path, rows)
+    with pytest.raises(DataError, match=message):
+        load_trace(path)
+
+
+def test_broken_json_line_is_named(tmp_path: Path, mirror: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    shutil.copy(mirror / "trace/202409_trace_evaluation.jsonl", path)
+    with path.open("ab") as fh:
+        fh.write(b'{"id": "x", "messages": [\n')
+    with pytest.raises(DataError, match="line 1043: not valid UTF-8 JSON"):
+        load_trace(path)
+
+
+def test_trace_split_matches_the_paper(mirror: Path) -> None:
+    items = load_trace(mirror=str(mirror))
+    assert len(items) == 1042
+    assert sum(i.subset == "single" for i in items) == 200
+    assert sum(i.subset == "multi" for i in items) == 842
+    # The prompt is description + constraints + inputs, exactly as upstream built it.
+    for item in items:
+        expected = item.description + "\n" + item.constraints + "\n"
+        if item.input is not None:
+            expected += "# Inputs:\n" + item.input + "\n"
+        assert item.user_prompt == expected, item.id
