@@ -18,6 +18,7 @@ ERROR_KINDS = (
     "bad_request",  # 4xx other than 429: not retried
     "budget_exhausted",  # not attempted: the --budget cap was reached (resumable)
     "empty_response",  # the model's response was empty: judged as failed without a call
+    "dry_run",  # not attempted: --dry-run only estimates the cost (status "skipped")
 )
 
 

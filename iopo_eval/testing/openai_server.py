@@ -1,0 +1,295 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+It speaks HTTP/1.1 with keep-alive on a thread per connection (stdlib ``ThreadingHTTPServer``), so it
+handles hundreds of concurrent clients. What it answers is scripted:
+
+- ``reply``: a function of the request JSON returning the assistant's text (or a fixed string);
+- ``latency_s``: a fixed delay before every answer;
+- ``script(*faults)``: faults for the next calls, one per call in arrival order (429 with Retry-After,
+  500, 503, a long sleep, a malformed JSON body, a connection cut in the middle of the body ...);
+- counters: ``calls``, ``bodies`` (the request JSON), ``arrivals`` (monotonic times), ``headers``.
+
+Use it as a context manager::
+
+    with OpenAIServer(reply=lambda req: '{"ok": true}', latency_s=0.1) as server:
+        client = AsyncOpenAI(base_url=server.base_url, api_key="unused")
+
+``python -m iopo_eval.testing.openai_server --latency 0.1`` runs it as a process (it prints its port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ReplyFn = Callable[[dict[str, Any]], str]
+UsageFn = Callable[[dict[str, Any], str], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do instead of (or before) a normal answer for one call."""
+
+    kind: str  # "status" | "sleep" | "malformed" | "cut" | "text"
+    status: int = 200
+    retry_after: str | None = None
+    seconds: float = 0.0
+    text: str = ""
+
+    @classmethod
+    def http_status(cls, status: int, retry_after: float | str | None = None) -> Fault:
+        return cls("status", status=status, retry_after=None if retry_after is None else str(retry_after))
+
+    @classmethod
+    def rate_limited(cls, retry_after: float | str | None = None) -> Fault:
+        return cls.http_status(429, retry_after)
+
+    @classmethod
+    def server_error(cls, status: int = 500) -> Fault:
+        return cls.http_status(status)
+
+    @classmethod
+    def unavailable(cls, retry_after: float | str | None = None) -> Fault:
+        return cls.http_status(503, retry_after)
+
+    @classmethod
+    def sleep(cls, seconds: float) -> Fault:
+        """Answer normally, but only after ``seconds`` (to drive client timeouts)."""
+        return cls("sleep", seconds=seconds)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        return cls("malformed")
+
+    @classmethod
+    def cut_body(cls) -> Fault:
+        """Send headers and half of the body, then close the connection."""
+        return cls("cut")
+
+    @classmethod
+    def reply_text(cls, text: str) -> Fault:
+        """Answer this call with ``text`` instead of the reply function's text."""
+        return cls("text", text=text)
+
+
+def default_usage(request: dict[str, Any], text: str) -> tuple[int, int]:
+    """Deterministic token counts: a token per 4 characters, rounded up."""
+    chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []) if isinstance(m, dict))
+    return math.ceil(chars / 4), math.ceil(len(text) / 4)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
+    timeout = 120  # an idle keep-alive connection is closed after this many seconds
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benchmarks read counters
+        return
+
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = {"error": {"message": message, "type": "scripted_error", "code": status}}
+        self._send(status, json.dumps(body).encode(), headers)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") in ("/v1/models", "/models"):
+            self._send(
+                200, json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]}).encode()
+            )
+        else:
+            self._error(404, f"no route {self.path}")
+
+    def do_POST(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = 0
+        raw = self.rfile.read(length) if length > 0 else b""
+        if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            self._error(404, f"no route {self.path}")
+            return
+        try:
+            request = json.loads(raw or b"null")
+            if not isinstance(request, dict):
+                raise ValueError("the body is not a JSON object")
+        except ValueError as exc:
+            self._error(400, f"bad request body: {exc}")
+            return
+        fault = self.server.owner._arrive(request, dict(self.headers.items()))
+        try:
+            self._answer(request, fault)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a timeout); nothing left to do
+
+    def _answer(self, request: dict[str, Any], fault: Fault | None) -> None:
+        owner = self.server.owner
+        if owner.latency_s > 0:
+            time.sleep(owner.latency_s)
+        if fault is not None and fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            self._error(fault.status, f"scripted HTTP {fault.status}", headers)
+            return
+        if fault is not None and fault.kind == "sleep":
+            time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "malformed":
+            self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
+            return
+        text = fault.text if fault is not None and fault.kind == "text" else owner.reply_text(request)
+        prompt_tokens, completion_tokens = owner.usage(request, text)
+        body = json.dumps(
+            {
+                "id": f"chatcmpl-{owner.calls}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": str(request.get("model", "scripted")),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        ).encode()
+        if fault is not None and fault.kind == "cut":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        self._send(200, body)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck connection never blocks shutdown
+    request_queue_size = 1024  # the listen backlog: hundreds of clients may connect at once
+    allow_reuse_address = True
+    owner: OpenAIServer
+
+
+class OpenAIServer:
+    def __init__(
+        self,
+        reply: ReplyFn | str = "ok",
+        *,
+        latency_s: float = 0.0,
+        usage: UsageFn | tuple[int, int] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.reply = reply
+        self.latency_s = latency_s
+        self._usage = usage
+        self._lock = threading.Lock()
+        self._faults: deque[Fault] = deque()
+        self.calls = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.arrivals: list[float] = []
+        self.headers: list[dict[str, str]] = []
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.owner = self
+        self._thread: threading.Thread | None = None
+
+    # --- scripting -----------------------------------------------------------------------------------
+    def script(self, *faults: Fault | None) -> None:
+        """Faults for the next calls in arrival order (None: answer that call normally)."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.calls = 0
+            self.bodies.clear()
+            self.arrivals.clear()
+            self.headers.clear()
+
+    def _arrive(self, request: dict[str, Any], headers: dict[str, str]) -> Fault | None:
+        with self._lock:
+            self.calls += 1
+            self.bodies.append(request)
+            self.arrivals.append(time.monotonic())
+            self.headers.append(headers)
+            return self._faults.popleft() if self._faults else None
+
+    def reply_text(self, request: dict[str, Any]) -> str:
+        return self.reply(request) if callable(self.reply) else str(self.reply)
+
+    def usage(self, request: dict[str, Any], text: str) -> tuple[int, int]:
+        if self._usage is None:
+            return default_usage(request, text)
+        if callable(self._usage):
+            return self._usage(request, text)
+        return self._usage
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> OpenAIServer:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="openai-server", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> OpenAIServer:
+        return self.start()
+
+    def __exit__(self, *_: Any) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from iopo_eval.testing.replies import REPLIES
+
+    parser = argparse.ArgumentParser(description="Run the scripted OpenAI-compatible server.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
+    parser.add_argument("--reply", choices=sorted(REPLIES), default="trace_all_tens")
+    args = parser.parse_args(argv)
+    with OpenAIServer(REPLIES[args.reply], latency_s=args.latency, port=args.port) as server:
+        print(server.port, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()  # run until stdin closes (the parent process exits or closes the pipe)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Reply functions for the scripted server: from a chat-completions request JSON to the assistant's text."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+_COUNT_IN_PROMPT = re.compile(r"exactly (\d+) entries")
+
+
+def expected_count(request: dict[str, Any]) -> int:
+    """How many per-constraint scores a judge request asks for: the schema's ``maxItems`` when the
+    request carries it (json_object mode), else the count stated in the trace_judge prompt."""
+    fmt = request.get("response_format") or {}
+    schema = fmt.get("schema") or (fmt.get("json_schema") or {}).get("schema") or {}
+    items = (schema.get("properties") or {}).get("constraints") or {}
+    if isinstance(items.get("maxItems"), int):
+        return int(items["maxItems"])
+    prompt = "".join(str(m.get("content", "")) for m in request.get("messages", []))
+    match = _COUNT_IN_PROMPT.search(prompt)
+    if match is None:
+        raise ValueError("cannot tell how many constraint scores the request asks for")
+    return int(match.group(1))
+
+
+def trace_scores(score: float = 10, overall: float | None = None) -> Callable[[dict[str, Any]], str]:
+    """A judge that gives every constraint ``score``, in the trace_scores JSON format."""
+
+    def reply(request: dict[str, Any]) -> str:
+        n = expected_count(request)
+        entries = [{"index": i, "reason": f"constraint {i} checked", "score": score} for i in range(1, n + 1)]
+        return json.dumps({"constraints": entries, "overall": score if overall is None else overall})
+
+    return reply
+
+
+def echo(request: dict[str, Any]) -> str:
+    return str(request["messages"][-1]["content"])
+
+
+REPLIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "trace_all_tens": trace_scores(10),
+    "echo": echo,
+}

@@ -1,0 +1,264 @@
+"""The judge cache: one SQLite file, content-addressed, shared safely by several processes.
+
+A record's key is ``prompt.cache_key``: a hash of the judge's identity (model, sampling, template text,
+prompt version, parser, response format, truncation) and of the template fields as the judge saw them.
+Only parsed judgements are stored as results, so a failed judgement is asked again on the next run;
+failures go to a separate log table for diagnosis. Nothing about the endpoint or its key is stored.
+
+WAL mode lets readers proceed while one writer commits; ``busy_timeout`` makes concurrent writers wait
+instead of failing; every write is its own short transaction so a killed run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+_LOOKUP_CHUNK = 500  # SQLite's default limit on bound parameters is far above this
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS judgements (
+    key TEXT PRIMARY KEY,
+    judge_identity TEXT NOT NULL,
+    judge_name TEXT NOT NULL,
+    judge_model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    raw TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    reasons TEXT,
+    overall REAL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    latency_s REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    truncated TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    judge_model TEXT NOT NULL,
+    error_kind TEXT NOT NULL,
+    error TEXT,
+    raw TEXT,
+    attempts INTEGER NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_key ON failures (key);
+"""
+
+
+class JudgeCacheError(RuntimeError):
+    """The cache file cannot be opened or was written by an incompatible version."""
+
+
+@dataclass(frozen=True)
+class CachedJudgement:
+    key: str
+    judge_identity: str
+    judge_name: str
+    judge_model: str
+    prompt_version: str
+    raw: str
+    scores: list[float]
+    reasons: list[str] | None
+    overall: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    attempts: int
+    truncated: dict[str, int]
+    created_at: float
+
+
+_COLUMNS = (
+    "key, judge_identity, judge_name, judge_model, prompt_version, raw, scores, reasons, overall, "
+    "prompt_tokens, completion_tokens, cost_usd, latency_s, attempts, truncated, created_at"
+)
+
+
+def _row_to_record(row: tuple[Any, ...]) -> CachedJudgement:
+    (
+        key,
+        identity,
+        name,
+        model,
+        version,
+        raw,
+        scores,
+        reasons,
+        overall,
+        pt,
+        ct,
+        cost,
+        lat,
+        att,
+        trunc,
+        at,
+    ) = row
+    return CachedJudgement(
+        key=key,
+        judge_identity=identity,
+        judge_name=name,
+        judge_model=model,
+        prompt_version=version,
+        raw=raw,
+        scores=[float(s) for s in json.loads(scores)],
+        reasons=json.loads(reasons) if reasons is not None else None,
+        overall=overall,
+        prompt_tokens=pt,
+        completion_tokens=ct,
+        cost_usd=cost,
+        latency_s=lat,
+        attempts=att,
+        truncated=json.loads(trunc),
+        created_at=at,
+    )
+
+
+class JudgeCache:
+    """A judge cache file. Usable from several threads of one process (a lock serialises the connection)
+    and from several processes at once (SQLite's own locking)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            # isolation_level=None: autocommit; the explicit BEGIN IMMEDIATE below keeps writes short.
+            self._conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise JudgeCacheError(f"judge cache {self.path}: could not switch to WAL mode (got {mode})")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self._write():
+                for statement in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                    self._conn.execute(statement)
+                found = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if found is None:
+                    self._conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
+                elif found[0] != str(SCHEMA_VERSION):
+                    raise JudgeCacheError(
+                        f"judge cache {self.path}: schema version {found[0]}, this version reads {SCHEMA_VERSION}; "
+                        "point IOPO_EVAL_JUDGE_CACHE at a new file"
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise JudgeCacheError(f"judge cache {self.path}: cannot open: {exc}") from exc
+
+    # --- transactions ------------------------------------------------------------------------------
+    class _Tx:
+        def __init__(self, cache: JudgeCache) -> None:
+            self.cache = cache
+
+        def __enter__(self) -> None:
+            self.cache._lock.acquire()
+            try:
+                self.cache._conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.cache._lock.release()
+                raise
+
+        def __exit__(self, exc_type: Any, *_: Any) -> None:
+            try:
+                self.cache._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.cache._lock.release()
+
+    def _write(self) -> JudgeCache._Tx:
+        return JudgeCache._Tx(self)
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def get(self, key: str) -> CachedJudgement | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedJudgement]:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, CachedJudgement] = {}
+        with self._lock:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(f"SELECT {_COLUMNS} FROM judgements WHERE key IN ({marks})", chunk)
+                for row in rows.fetchall():
+                    record = _row_to_record(row)
+                    found[record.key] = record
+        return found
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM judgements").fetchone()[0])
+
+    def failures(self, key: str | None = None) -> list[dict[str, Any]]:
+        query = "SELECT key, judge_model, error_kind, error, raw, attempts, created_at FROM failures"
+        params: tuple[Any, ...] = ()
+        if key is not None:
+            query, params = query + " WHERE key = ?", (key,)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY id", params).fetchall()
+        names = ("key", "judge_model", "error_kind", "error", "raw", "attempts", "created_at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # --- writes --------------------------------------------------------------------------------------
+    def put(self, record: CachedJudgement) -> None:
+        """Store a parsed judgement. An existing record for the key is kept (first writer wins): two
+        processes judging the same item at once both paid, but the cache holds one answer."""
+        values = (
+            record.key,
+            record.judge_identity,
+            record.judge_name,
+            record.judge_model,
+            record.prompt_version,
+            record.raw,
+            json.dumps(record.scores),
+            json.dumps(record.reasons, ensure_ascii=False) if record.reasons is not None else None,
+            record.overall,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cost_usd,
+            record.latency_s,
+            record.attempts,
+            json.dumps(record.truncated, sort_keys=True),
+            record.created_at or time.time(),
+        )
+        with self._write():
+            self._conn.execute(
+                f"INSERT OR IGNORE INTO judgements ({_COLUMNS}) VALUES ({','.join('?' * len(values))})",
+                values,
+            )
+
+    def log_failure(
+        self, key: str, judge_model: str, error_kind: str, error: str | None, raw: str | None, attempts: int
+    ) -> None:
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO failures (key, judge_model, error_kind, error, raw, attempts, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, judge_model, error_kind, error, raw, attempts, time.time()),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> JudgeCache:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()

@@ -1,0 +1,284 @@
+"""An async client for any OpenAI-compatible chat-completions endpoint (OpenAI, Azure's OpenAI-compatible
+route, vLLM, llama.cpp), with the retry policy judges need.
+
+The ``openai`` package's own retries are switched off (``max_retries=0``) so that one loop here decides:
+- 429 and 503 wait for ``Retry-After`` (seconds, ``retry-after-ms``, or an HTTP date) when the server
+  sends it, else back off exponentially with jitter; other 5xx, timeouts, dropped connections and
+  malformed bodies back off and retry; 408 counts as a timeout; any other 4xx fails at once.
+- A reply the parser rejects is asked again, without waiting (it counts as an attempt).
+- After ``max_retries`` retries the judgement is recorded as failed with the kind of the last error.
+The API key is read from the config's environment variable when the client is first used, and kept
+only in memory by the ``openai`` client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from iopo_eval.judges import estimate
+from iopo_eval.judges.config import JudgeConfig, JudgeConfigError
+from iopo_eval.judges.parse import JudgeParseError, ParsedJudgement, ParserSpec
+from iopo_eval.judges.types import Usage
+
+log = logging.getLogger(__name__)
+# The HTTP library logs every request at INFO: thousands of lines per run. Quieten it unless someone
+# configured that logger on purpose.
+for _name in ("httpx2", "httpx"):
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+
+MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is capped: a run should not sleep for hours
+_BOUND_KEYWORDS = ("minItems", "maxItems", "minimum", "maximum")
+
+
+class CallError(Exception):
+    """One failed HTTP call, classified into an error kind of ``types.ERROR_KINDS``."""
+
+    def __init__(self, error_kind: str, message: str, *, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.error_kind = error_kind
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage
+    latency_s: float
+    usage_reported: bool = True
+
+
+@dataclass
+class JudgeAttempts:
+    """The result of asking one question until it parsed, failed for good, or the budget said stop."""
+
+    status: str  # "ok" | "failed" | "skipped"
+    parsed: ParsedJudgement | None = None
+    raw: str | None = None
+    error_kind: str | None = None
+    error: str | None = None
+    attempts: int = 0  # HTTP calls made
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    latency_s: float = 0.0  # wall time of the calls, waits excluded
+
+
+# Asks whether one more call of the given estimated cost may start; the second callable settles it.
+CallGate = Callable[[float], Awaitable[bool]]
+CallSettle = Callable[[float, float], None]
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``retry-after`` (delta-seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema without length and range bounds, for OpenAI's strict structured outputs (the parser
+    enforces those bounds anyway, and older snapshots reject the keywords)."""
+    if isinstance(schema, dict):
+        return {k: strict_schema(v) for k, v in schema.items() if k not in _BOUND_KEYWORDS}
+    if isinstance(schema, list):
+        return [strict_schema(v) for v in schema]
+    return schema
+
+
+def classify_exception(exc: BaseException) -> CallError:
+    if isinstance(exc, CallError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, openai.APITimeoutError)):
+        return CallError("timeout", "the judge call timed out", retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        retry_after = parse_retry_after(exc.response.headers) if status in (429, 503) else None
+        detail = f"HTTP {status} from the judge endpoint: {str(exc.message)[:300]}"
+        if status == 429:
+            return CallError("rate_limited", detail, retryable=True, retry_after=retry_after)
+        if status == 408:
+            return CallError("timeout", detail, retryable=True)
+        if status >= 500:
+            return CallError("server_error", detail, retryable=True, retry_after=retry_after)
+        return CallError("bad_request", detail, retryable=False)
+    if isinstance(exc, openai.APIConnectionError):
+        return CallError(
+            "connection_error", f"connection to the judge endpoint failed: {exc}", retryable=True
+        )
+    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
+        # The body was not the JSON of a chat completion: a broken server or proxy; worth another try.
+        return CallError(
+            "server_error", f"malformed reply body: {type(exc).__name__}: {exc}"[:400], retryable=True
+        )
+    raise exc
+
+
+class JudgeClient:
+    """Holds one ``AsyncOpenAI`` client; bounded to ``concurrency`` HTTP calls at a time."""
+
+    def __init__(self, config: JudgeConfig, *, concurrency: int | None = None) -> None:
+        self.config = config
+        self._limit = asyncio.Semaphore(concurrency or config.concurrency)
+        self._client: openai.AsyncOpenAI | None = None
+        self.calls = 0  # HTTP calls started
+
+    def _openai(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            key = self.config.api_key()
+            if key is None and self.config.base_url is None:
+                raise JudgeConfigError(
+                    f"judge {self.config.name}: the OpenAI API needs a key in the environment variable "
+                    f"{self.config.api_key_env}, which is not set (or set base_url for a local server)"
+                )
+            # Local servers (llama.cpp, vLLM) accept any key; the client library insists on one.
+            self._client = openai.AsyncOpenAI(
+                api_key=key or "unused",
+                base_url=self.config.base_url,
+                max_retries=0,
+                timeout=self.config.timeout_s,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    def request_body(self, prompt: str, schema: dict[str, Any] | None, schema_name: str) -> dict[str, Any]:
+        cfg = self.config
+        body: dict[str, Any] = {
+            "model": cfg.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": cfg.temperature,
+            "max_tokens": cfg.max_tokens,
+        }
+        if cfg.top_p is not None:
+            body["top_p"] = cfg.top_p
+        if cfg.seed is not None:
+            body["seed"] = cfg.seed
+        if cfg.response_format == "json_schema" and schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": schema_name, "strict": True, "schema": strict_schema(schema)},
+            }
+        elif cfg.response_format == "json_object":
+            # llama.cpp's server turns the schema into a grammar; OpenAI ignores the extra key.
+            body["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+        return body
+
+    async def complete(self, body: dict[str, Any]) -> Completion:
+        """One HTTP call, bounded by the concurrency limit and the config's timeout."""
+        client = self._openai()
+        async with self._limit:
+            self.calls += 1
+            started = time.perf_counter()
+            try:
+                reply = await asyncio.wait_for(
+                    client.chat.completions.create(**body), timeout=self.config.timeout_s
+                )
+            except Exception as exc:
+                raise classify_exception(exc) from exc
+            latency = time.perf_counter() - started
+        choices = getattr(reply, "choices", None)
+        if not isinstance(choices, list) or not choices or getattr(choices[0], "message", None) is None:
+            raise CallError("server_error", "the reply has no choices[0].message", retryable=True)
+        text = choices[0].message.content or ""
+        usage = getattr(reply, "usage", None)
+        if usage is not None and isinstance(getattr(usage, "prompt_tokens", None), int):
+            return Completion(
+                text=text,
+                usage=Usage(int(usage.prompt_tokens), int(usage.completion_tokens or 0)),
+                latency_s=latency,
+            )
+        # No usage reported (some servers): estimate, so that cost accounting stays conservative.
+        prompt = body["messages"][-1]["content"]
+        est = Usage(estimate.prompt_tokens(prompt, self.config.model), estimate.heuristic_tokens(text))
+        return Completion(text=text, usage=est, latency_s=latency, usage_reported=False)
+
+    def backoff(self, retry_number: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based)."""
+        if retry_after is not None:
+            wait = min(retry_after, MAX_RETRY_AFTER_S)
+            return wait + random.uniform(0, 0.1 * wait)  # a little spread so waiters do not return at once
+        cfg = self.config
+        cap = min(cfg.backoff_max_s, cfg.backoff_initial_s * 2 ** (retry_number - 1))
+        return cap / 2 + random.uniform(0, cap / 2)
+
+    async def judge(
+        self,
+        prompt: str,
+        n_expected: int,
+        parser: ParserSpec,
+        *,
+        gate: CallGate | None = None,
+        settle: CallSettle | None = None,
+    ) -> JudgeAttempts:
+        """Ask until the reply parses, the error is final, or retries (or the budget) run out."""
+        cfg = self.config
+        schema = parser.schema(n_expected) if parser.schema is not None else None
+        body = self.request_body(prompt, schema, parser.name)
+        estimated = cfg.price.cost(estimate.prompt_tokens(prompt, cfg.model), cfg.max_tokens)
+        result = JudgeAttempts(status="failed")
+        for attempt in range(1, cfg.max_retries + 2):
+            if gate is not None and not await gate(estimated):
+                result.status, result.error_kind = "skipped", "budget_exhausted"
+                result.error = "not asked: the budget cap would be exceeded"
+                return result
+            result.attempts = attempt
+            try:
+                completion = await self.complete(body)
+            except CallError as err:
+                if settle is not None:
+                    settle(estimated, 0.0)  # a failed call is not billed by OpenAI
+                result.error_kind, result.error = err.error_kind, str(err)
+                if not err.retryable or attempt > cfg.max_retries:
+                    return result
+                wait = self.backoff(attempt, err.retry_after)
+                log.debug("judge call failed (%s); retry %d in %.2fs", err.error_kind, attempt, wait)
+                await asyncio.sleep(wait)
+                continue
+            cost = cfg.price.cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+            if settle is not None:
+                settle(estimated, cost)
+            result.usage.prompt_tokens += completion.usage.prompt_tokens
+            result.usage.completion_tokens += completion.usage.completion_tokens
+            result.cost_usd += cost
+            result.latency_s += completion.latency_s
+            result.raw = completion.text
+            try:
+                result.parsed = parser.parse(completion.text, n_expected)
+            except JudgeParseError as err:
+                result.error_kind, result.error = err.error_kind, str(err)
+                log.debug("judge reply rejected (%s: %s); attempt %d", err.error_kind, err, attempt)
+                continue
+            result.status, result.error_kind, result.error = "ok", None, None
+            return result
+        return result

@@ -1,0 +1,408 @@
+"""Judging many items at once: render, look up the cache, call the judge concurrently for the rest,
+parse, store, and account for every call and cent.
+
+``judge_many`` is the async entry point; ``judge_batch`` is its synchronous face for callers such as an
+lm-eval filter, and works whether or not the calling thread already runs an event loop.
+
+Budget: ``budget_usd`` caps what this invocation spends. Before each call the engine reserves the
+call's worst-case cost (estimated prompt tokens plus ``max_tokens`` of completion); a call starts only
+if what was spent plus what is reserved for calls in flight plus this reservation stays within the cap.
+Once a call does not fit, no new call starts; the items left are ``skipped`` with error kind
+``budget_exhausted`` and are asked on the next run (cache hits cost nothing, so a rerun resumes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from iopo_eval.judges import estimate
+from iopo_eval.judges.cache import CachedJudgement, JudgeCache
+from iopo_eval.judges.client import JudgeAttempts, JudgeClient
+from iopo_eval.judges.config import JudgeConfig
+from iopo_eval.judges.parse import get_parser
+from iopo_eval.judges.prompt import RenderedPrompt, cache_key, render
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest, Usage
+
+log = logging.getLogger(__name__)
+
+RESPONSE_FIELD = "response"  # the template field holding the judged model's response
+
+
+@dataclass
+class DryRunEstimate:
+    items: int  # uncached items that would be judged
+    prompt_tokens: int
+    completion_tokens: int  # expected size of the replies
+    usd: float
+    usd_upper_bound: float  # if every reply used max_tokens
+    method: str  # how prompt tokens were counted
+
+
+@dataclass
+class JudgeRun:
+    """Outcomes in request order plus what this run cost. Cached outcomes cost nothing here."""
+
+    outcomes: list[JudgeOutcome]
+    judge: dict[str, Any]  # JudgeConfig.summary(): name, model, identity hash, smoke_test ...
+    calls: int = 0  # HTTP calls made, retries included
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usd: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)  # error kind -> items, skipped ones included
+    elapsed_s: float = 0.0
+    budget_usd: float | None = None
+    dry_run: bool = False
+    estimate: DryRunEstimate | None = None
+
+    @property
+    def judged(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "ok")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "failed")
+
+    @property
+    def skipped(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "skipped")
+
+    def totals(self) -> dict[str, Any]:
+        """Everything but the outcomes, for a results file or a log line."""
+        data = {k: v for k, v in asdict(self).items() if k != "outcomes"}
+        data.update(items=len(self.outcomes), judged=self.judged, failed=self.failed, skipped=self.skipped)
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.totals(), "outcomes": [o.to_json() for o in self.outcomes]}
+
+
+class _Budget:
+    """Spending so far and reservations for calls in flight (the engine runs in one event loop)."""
+
+    def __init__(self, cap: float | None) -> None:
+        self.cap = cap
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.exhausted = False
+
+    async def gate(self, estimated: float) -> bool:
+        if self.exhausted:
+            return False
+        if self.cap is not None and self.spent + self.reserved + estimated > self.cap:
+            self.exhausted = True
+            log.info("budget of $%.4f reached ($%.4f spent); no new judge calls", self.cap, self.spent)
+            return False
+        self.reserved += estimated
+        return True
+
+    def settle(self, estimated: float, actual: float) -> None:
+        self.reserved -= estimated
+        self.spent += actual
+
+
+@dataclass
+class _Item:
+    request: JudgeRequest
+    rendered: RenderedPrompt
+    key: str
+
+
+def _open_cache(cache: JudgeCache | str | os.PathLike[str] | None) -> tuple[JudgeCache, bool]:
+    if isinstance(cache, JudgeCache):
+        return cache, False
+    if cache is None:
+        from iopo_eval.paths import judge_cache_path
+
+        cache = judge_cache_path()
+    return JudgeCache(Path(cache)), True
+
+
+def _is_empty_response(request: JudgeRequest) -> bool:
+    value = request.fields.get(RESPONSE_FIELD, "")
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Item | None]:
+    """Render every request (None for an empty response). Errors here are the caller's: raised at once."""
+    identity = config.identity_hash()
+    items: list[_Item | None] = []
+    for request in requests:
+        if (
+            isinstance(request.n_expected, bool)
+            or not isinstance(request.n_expected, int)
+            or request.n_expected < 1
+        ):
+            raise ValueError(f"judge request {request.key!r}: n_expected must be a positive integer")
+        if _is_empty_response(request):
+            items.append(None)
+            continue
+        fields = dict(request.fields)
+        if fields.get(RESPONSE_FIELD) is None:
+            fields.pop(RESPONSE_FIELD, None)
+        rendered = render(
+            config.template_text, fields, n_expected=request.n_expected, truncation=config.truncation
+        )
+        items.append(_Item(request, rendered, cache_key(identity, rendered, request.n_expected)))
+    return items
+
+
+def _from_cache(item: _Item, record: CachedJudgement) -> JudgeOutcome:
+    return JudgeOutcome(
+        key=item.request.key,
+        status="ok",
+        scores=list(record.scores),
+        reasons=list(record.reasons) if record.reasons is not None else None,
+        overall=record.overall,
+        raw=record.raw,
+        cached=True,
+        cache_key=item.key,
+        truncated=dict(item.rendered.truncated),
+        judge_model=record.judge_model,
+    )
+
+
+def _from_attempts(item: _Item, result: JudgeAttempts, config: JudgeConfig) -> JudgeOutcome:
+    parsed = result.parsed
+    return JudgeOutcome(
+        key=item.request.key,
+        status=result.status,
+        scores=list(parsed.scores) if parsed else None,
+        reasons=list(parsed.reasons) if parsed and parsed.reasons is not None else None,
+        overall=parsed.overall if parsed else None,
+        raw=result.raw,
+        error_kind=result.error_kind,
+        error=result.error,
+        attempts=result.attempts,
+        usage=Usage(result.usage.prompt_tokens, result.usage.completion_tokens),
+        cost_usd=result.cost_usd,
+        latency_s=result.latency_s,
+        cache_key=item.key,
+        truncated=dict(item.rendered.truncated),
+        judge_model=config.model,
+    )
+
+
+def _estimate(items: list[_Item], config: JudgeConfig) -> DryRunEstimate:
+    prompt = sum(estimate.prompt_tokens(i.rendered.text, config.model) for i in items)
+    completion = sum(estimate.completion_tokens(i.request.n_expected, config.max_tokens) for i in items)
+    return DryRunEstimate(
+        items=len(items),
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        usd=config.price.cost(prompt, completion),
+        usd_upper_bound=config.price.cost(prompt, config.max_tokens * len(items)),
+        method=estimate.method(config.model),
+    )
+
+
+async def judge_many(
+    requests: Sequence[JudgeRequest],
+    config: JudgeConfig,
+    cache: JudgeCache | str | os.PathLike[str] | None,
+    *,
+    concurrency: int | None = None,
+    budget_usd: float | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+) -> JudgeRun:
+    """Judge ``requests`` with ``config``; outcomes come back in request order.
+
+    ``cache`` is an open :class:`JudgeCache`, a path, or None for the default file
+    (``iopo_eval.paths.judge_cache_path``)."""
+    started = time.perf_counter()
+    if budget_usd is not None and budget_usd < 0:
+        raise ValueError(f"budget_usd must be >= 0, got {budget_usd}")
+    parser = get_parser(config.parser)
+    store, owned = _open_cache(cache)
+    try:
+        items = _prepare(requests, config)
+        outcomes: list[JudgeOutcome | None] = [None] * len(items)
+        run = JudgeRun(outcomes=[], judge=config.summary(), budget_usd=budget_usd, dry_run=dry_run)
+        for index, (request, item) in enumerate(zip(requests, items, strict=True)):
+            if item is None:
+                outcomes[index] = JudgeOutcome(
+                    key=request.key,
+                    status="failed",
+                    error_kind="empty_response",
+                    error="the model's response is empty; judged failed without asking the judge",
+                    judge_model=config.model,
+                )
+        hits = store.get_many(item.key for item in items if item is not None)
+        pending: dict[str, list[int]] = {}  # cache key -> request indices (duplicates asked once)
+        for index, item in enumerate(items):
+            if item is None:
+                continue
+            record = hits.get(item.key)
+            if record is not None:
+                outcomes[index] = _from_cache(item, record)
+                run.cache_hits += 1
+            else:
+                pending.setdefault(item.key, []).append(index)
+
+        if dry_run:
+            todo = [items[indices[0]] for indices in pending.values()]
+            run.estimate = _estimate([i for i in todo if i is not None], config)
+            for indices in pending.values():
+                for index in indices:
+                    item = items[index]
+                    assert item is not None
+                    outcomes[index] = JudgeOutcome(
+                        key=item.request.key,
+                        status="skipped",
+                        error_kind="dry_run",
+                        error="dry run: not asked",
+                        cache_key=item.key,
+                        truncated=dict(item.rendered.truncated),
+                        judge_model=config.model,
+                    )
+        elif pending:
+            await _call_pending(
+                items, pending, outcomes, run, config, store, parser, concurrency, budget_usd, progress
+            )
+
+        run.outcomes = [o for o in outcomes if o is not None]
+        assert len(run.outcomes) == len(requests)
+        run.failures = dict(Counter(o.error_kind for o in run.outcomes if o.status != "ok" and o.error_kind))
+        run.elapsed_s = time.perf_counter() - started
+        log.info(
+            "judge %s: %d items, %d judged, %d failed, %d skipped; %d calls, %d cache hits, $%.4f",
+            config.name,
+            len(run.outcomes),
+            run.judged,
+            run.failed,
+            run.skipped,
+            run.calls,
+            run.cache_hits,
+            run.usd,
+        )
+        return run
+    finally:
+        if owned:
+            store.close()
+
+
+async def _call_pending(
+    items: list[_Item | None],
+    pending: dict[str, list[int]],
+    outcomes: list[JudgeOutcome | None],
+    run: JudgeRun,
+    config: JudgeConfig,
+    store: JudgeCache,
+    parser: Any,
+    concurrency: int | None,
+    budget_usd: float | None,
+    progress: bool,
+) -> None:
+    width = concurrency or config.concurrency
+    client = JudgeClient(config, concurrency=width)
+    client._openai()  # fail now, before any work, when the key is missing
+    budget = _Budget(budget_usd)
+    queue = list(pending.items())
+    queue.reverse()  # pop() from the end keeps request order
+    bar = tqdm(
+        total=len(items),
+        initial=len(items) - sum(len(v) for v in pending.values()),
+        desc=f"judge {config.name}",
+        unit="item",
+        disable=not progress,
+    )
+
+    def finish(key: str, result: JudgeAttempts) -> None:
+        first = items[pending[key][0]]
+        assert first is not None
+        outcome = _from_attempts(first, result, config)
+        if result.status == "ok" and result.parsed is not None:
+            store.put(
+                CachedJudgement(
+                    key=key,
+                    judge_identity=config.identity_hash(),
+                    judge_name=config.name,
+                    judge_model=config.model,
+                    prompt_version=config.prompt_version,
+                    raw=result.raw or "",
+                    scores=list(result.parsed.scores),
+                    reasons=list(result.parsed.reasons) if result.parsed.reasons is not None else None,
+                    overall=result.parsed.overall,
+                    prompt_tokens=result.usage.prompt_tokens,
+                    completion_tokens=result.usage.completion_tokens,
+                    cost_usd=result.cost_usd,
+                    latency_s=result.latency_s,
+                    attempts=result.attempts,
+                    truncated=dict(first.rendered.truncated),
+                    created_at=time.time(),
+                )
+            )
+        elif result.status == "failed":
+            store.log_failure(
+                key, config.model, result.error_kind or "unknown", result.error, result.raw, result.attempts
+            )
+        run.prompt_tokens += result.usage.prompt_tokens
+        run.completion_tokens += result.usage.completion_tokens
+        run.usd += result.cost_usd
+        indices = pending[key]
+        outcomes[indices[0]] = outcome
+        for index in indices[1:]:
+            item = items[index]
+            assert item is not None
+            # A duplicate of an earlier request shares its answer; the call was paid once.
+            outcomes[index] = dataclasses.replace(
+                outcome, key=item.request.key, usage=Usage(), cost_usd=0.0, attempts=0, cached=True
+            )
+        bar.update(len(pending[key]))
+
+    async def worker() -> None:
+        while queue:
+            key, indices = queue.pop()
+            item = items[indices[0]]
+            assert item is not None
+            if budget.exhausted:
+                result = JudgeAttempts(
+                    status="skipped",
+                    error_kind="budget_exhausted",
+                    error="not asked: the budget cap was reached",
+                )
+            else:
+                result = await client.judge(
+                    item.rendered.text,
+                    item.request.n_expected,
+                    parser,
+                    gate=budget.gate,
+                    settle=budget.settle,
+                )
+            finish(key, result)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(width, len(queue)))))
+    finally:
+        bar.close()
+        run.calls = client.calls
+        await client.aclose()
+
+
+def judge_batch(
+    requests: Sequence[JudgeRequest],
+    config: JudgeConfig,
+    cache: JudgeCache | str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> JudgeRun:
+    """Synchronous ``judge_many``. Inside a running event loop (a notebook, an async caller) the work
+    runs on a private loop in a helper thread, since a loop cannot be re-entered."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(judge_many(requests, config, cache, **options))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="iopo-judge") as pool:
+        return pool.submit(asyncio.run, judge_many(requests, config, cache, **options)).result()
