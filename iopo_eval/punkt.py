@@ -83,6 +83,7 @@ def install_punkt(root: Path | None = None) -> Path:
     lang_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{LANGUAGE}-", dir=lang_dir.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the model is public data
         for name, text in tables.items():
             (tmp / name).write_text(text + "\n", encoding="utf-8", newline="")
         (tmp / _STAMP).write_text(stamp, encoding="utf-8")

@@ -44,7 +44,9 @@ TRICKY = "Dr. Smith went to Washington. He arrived at 5 p.m. today."
 def mirror() -> str:
     value = os.environ.get("IOPO_EVAL_DATA_MIRROR") or str(REPO.parent / "shared" / "data")
     if not (Path(value) / "ifeval" / "input_data.jsonl").is_file():
-        pytest.skip(f"no IFEval data mirror at {value}")
+        pytest.fail(
+            f"no IFEval data in the mirror {value}: set IOPO_EVAL_DATA_MIRROR to the shared data folder"
+        )
     return value
 
 
