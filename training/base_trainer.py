@@ -1,0 +1,265 @@
+"""The trainer shared by IOPO, DPO and SFT: ``transformers.Trainer`` plus a sequence-level loss.
+
+Each method declares how many sequences one example holds (IOPO 4, DPO 2, SFT 1) and a pure loss of their
+summed log-probs (losses.py). This class owns everything else: tokenising, the reference log-probs, the
+log-prob forward, and the memory-lean step.
+
+Memory-lean step (``sequences_per_backward`` < sequences per example): the loss depends on the network only
+through the per-sequence log-probs ℓ_k, so ∇L = Σ_k (∂L/∂ℓ_k)·∇ℓ_k. A no-grad pass gives all ℓ_k and hence
+the scalar weights w_k = ∂L/∂ℓ_k; then each group of sequences runs forward/backward on Σ w_k·ℓ_k, and the
+gradients add up to exactly the all-at-once gradient while only one group's activations are alive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from accelerate.utils import DistributedType
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+
+from iopo_eval.training import reference as ref_lib
+from iopo_eval.training.base_config import BaseTrainConfig, PreferenceConfig
+from iopo_eval.training.collator import SequenceCollator, select_sequences, tokenize_example
+from iopo_eval.training.data import Example, fingerprint
+from iopo_eval.training.logprobs import install_logprob_forward, sequence_logps
+from iopo_eval.training.losses import LossOutput
+
+log = logging.getLogger(__name__)
+
+
+class TokenizedDataset(Dataset):
+    """A list of tokenised examples; reference log-probs, once known, ride along as ``ref_logps``."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+
+class SequenceLossTrainer(Trainer):
+    """Base class; subclasses set ``method``, ``n_sequences``, ``needs_reference`` and ``sequence_loss``."""
+
+    method: ClassVar[str] = ""
+    n_sequences: ClassVar[int] = 1
+    needs_reference: ClassVar[bool] = False
+    loss_is_scaled_for_ga = False  # our losses are per-batch means: Trainer divides by the accumulation steps
+
+    def __init__(
+        self,
+        model: PreTrainedModel | nn.Module,
+        args: BaseTrainConfig,
+        train_examples: list[Example],
+        processing_class: PreTrainedTokenizerBase,
+        ref_model: PreTrainedModel | None = None,
+        peft_config: Any | None = None,
+        callbacks: list[Any] | None = None,
+    ) -> None:
+        examples = self.prepare_examples(train_examples)
+        self.data_fingerprint = fingerprint(examples)
+        self.n_examples = len(examples)
+        if peft_config is not None:
+            from peft import get_peft_model
+
+            model = get_peft_model(model, peft_config)
+        install_logprob_forward(model, args.logprob_chunk_size)
+        rows = [tokenize_example(e, processing_class, args.max_length) for e in examples]
+        pad_id = processing_class.pad_token_id
+        if pad_id is None:
+            pad_id = processing_class.eos_token_id
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=SequenceCollator(pad_id),
+            train_dataset=TokenizedDataset(rows),
+            processing_class=processing_class,
+            callbacks=callbacks,
+        )
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+        self.ref_model: nn.Module | None = None
+        if self.needs_reference:
+            self._setup_reference(ref_model, processing_class)
+
+    # ---- per-method hooks -------------------------------------------------------------------------
+    def prepare_examples(self, examples: list[Example]) -> list[Example]:
+        return examples
+
+    def sequence_loss(
+        self, policy: torch.Tensor, reference: torch.Tensor | None, counts: torch.Tensor
+    ) -> LossOutput:
+        """Pure loss from [B, n] summed log-probs (policy, reference) and [B, n] response token counts."""
+        raise NotImplementedError
+
+    # ---- reference --------------------------------------------------------------------------------
+    def _setup_reference(self, ref_model: nn.Module | None, tokenizer: PreTrainedTokenizerBase) -> None:
+        args: PreferenceConfig = self.args  # type: ignore[assignment]
+        if ref_model is not None:
+            self.ref_model = ref_model
+        elif not ref_lib.is_peft(self.model) and not args.precompute_ref_log_probs:
+            import copy
+
+            # Full fine-tuning: the policy moves, so the reference must be a frozen copy of the start.
+            self.ref_model = copy.deepcopy(self.model)
+        if self.ref_model is not None:
+            install_logprob_forward(self.ref_model, args.logprob_chunk_size)
+            self.ref_model.eval().requires_grad_(False).to(self.args.device)
+        if args.precompute_ref_log_probs:
+            self._precompute_reference(tokenizer)
+
+    def _reference_context(self) -> tuple[nn.Module, contextlib.AbstractContextManager[Any]]:
+        if self.ref_model is not None:
+            return self.ref_model, contextlib.nullcontext()
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        return self.model, ref_lib.adapters_disabled(unwrapped)
+
+    def reference_logps_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """[B, n] reference log-probs of a collated batch (from the batch if precomputed)."""
+        if "ref_logps" in batch:
+            return batch["ref_logps"].to(self.args.device)
+        net, ctx = self._reference_context()
+        with torch.no_grad(), ctx, self.compute_loss_context_manager():
+            logps, _ = sequence_logps(net, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        return self._by_example(logps)
+
+    def _precompute_reference(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        args: PreferenceConfig = self.args  # type: ignore[assignment]
+        net, ctx = self._reference_context()
+        with ctx:
+            weights_fp = ref_lib.weights_fingerprint(self.accelerator.unwrap_model(net))
+        key = ref_lib.cache_key(
+            self.data_fingerprint,
+            ref_lib.tokenisation_fingerprint(tokenizer, args.max_length),
+            weights_fp,
+            self.method,
+        )
+        directory = Path(args.ref_cache_dir) if args.ref_cache_dir else ref_lib.default_cache_dir()
+        cached = ref_lib.load_cached(directory, key, self.n_examples, self.n_sequences)
+        if cached is None:
+            cached = self.compute_reference_table()
+            if self.is_world_process_zero():
+                ref_lib.store_cached(directory, key, cached)
+            log.info("reference log-probs computed and cached as %s", directory / f"{key}.pt")
+        else:
+            log.info("reference log-probs read from cache %s", directory / f"{key}.pt")
+        self.reference_cache_key = key
+        for row, values in zip(self.train_dataset.rows, cached.tolist(), strict=True):  # type: ignore[union-attr]
+            row["ref_logps"] = values
+
+    def compute_reference_table(self) -> torch.Tensor:
+        """[N, n] reference log-probs of the whole training set, in dataset order."""
+        loader = DataLoader(
+            self.train_dataset,  # type: ignore[arg-type]
+            batch_size=self.args.per_device_eval_batch_size,
+            collate_fn=self.data_collator,
+            shuffle=False,
+        )
+        out = []
+        was_training = self.model.training
+        self.model.eval()
+        for batch in tqdm(loader, desc="reference log-probs", disable=self.args.disable_tqdm):
+            batch.pop("ref_logps", None)
+            batch = {k: v.to(self.args.device) for k, v in batch.items()}
+            out.append(self.reference_logps_of(batch).float().cpu())
+        self.model.train(was_training)
+        return torch.cat(out)
+
+    # ---- loss ---------------------------------------------------------------------------------------
+    def _by_example(self, flat: torch.Tensor) -> torch.Tensor:
+        """Sequence-major [n·B] -> [B, n]."""
+        return flat.view(self.n_sequences, -1).transpose(0, 1)
+
+    def _record(self, out: LossOutput) -> None:
+        for name, value in out.metrics.items():
+            self._metrics[name].append(value.float().mean().item())
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        reference = self.reference_logps_of(inputs) if self.needs_reference else None
+        logps, counts = sequence_logps(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        out = self.sequence_loss(self._by_example(logps), reference, self._by_example(counts))
+        self._record(out)
+        loss = out.losses.mean()
+        self._metrics["loss_unscaled"].append(loss.item())
+        return (loss, {"losses": out.losses}) if return_outputs else loss
+
+    def _lean(self) -> int | None:
+        spb = getattr(self.args, "sequences_per_backward", None)
+        return spb if spb is not None and spb < self.n_sequences else None
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        spb = self._lean()
+        if spb is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED:
+            raise NotImplementedError(
+                "sequences_per_backward < all sequences is not supported under DeepSpeed"
+            )
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        n_ex = inputs["input_ids"].shape[0] // self.n_sequences
+        reference = self.reference_logps_of(inputs) if self.needs_reference else None
+        with torch.no_grad(), self.compute_loss_context_manager():
+            logps, counts = sequence_logps(
+                model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+            )
+        weights, loss = self.loss_weights(self._by_example(logps), reference, self._by_example(counts))
+        scale = 1.0 / self.current_gradient_accumulation_steps
+        starts = list(range(0, self.n_sequences, spb))
+        for i, start in enumerate(starts):
+            stop = min(start + spb, self.n_sequences)
+            part = select_sequences(inputs, start, stop, n_ex)
+            last = i == len(starts) - 1
+            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(model)
+            with sync:
+                with self.compute_loss_context_manager():
+                    part_logps, _ = sequence_logps(
+                        model, part["input_ids"], part["attention_mask"], part["labels"]
+                    )
+                w = weights[:, start:stop].transpose(0, 1).reshape(-1).to(part_logps.dtype)
+                self.accelerator.backward((part_logps * w).sum() * scale)
+        return loss.detach() * scale
+
+    def loss_weights(
+        self, policy: torch.Tensor, reference: torch.Tensor | None, counts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(∂L/∂ℓ [B, n], L) of the batch-mean loss at the given per-sequence log-probs."""
+        leaf = policy.detach().to(torch.promote_types(policy.dtype, torch.float32)).requires_grad_(True)
+        with torch.enable_grad():
+            out = self.sequence_loss(leaf, reference, counts)
+            loss = out.losses.mean()
+            (weights,) = torch.autograd.grad(loss, leaf)
+        self._record(out)
+        self._metrics["loss_unscaled"].append(loss.item())
+        return weights, loss
+
+    # ---- logging and output ----------------------------------------------------------------------------
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._metrics and "loss" in logs:
+            logs.update({k: sum(v) / len(v) for k, v in self._metrics.items() if v and k != "loss_unscaled"})
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+    def save_final(
+        self, output_dir: str | Path, merge_lora: bool = True, extra: dict[str, Any] | None = None
+    ) -> Path:
+        from iopo_eval.training.checkpoint import save_checkpoint
+
+        return save_checkpoint(self, Path(output_dir), merge_lora=merge_lora, extra=extra or {})
