@@ -120,6 +120,22 @@ class JudgeSession:
             self.estimates.append(run)
         return run.outcomes
 
+    def estimate_text(self) -> str:
+        """The dry run's estimate of what judging the uncached items would cost."""
+        ests = [run.estimate for run in self.estimates if run.estimate is not None]
+        if not ests:
+            return "dry run: nothing left to judge (every judgement is cached)"
+        items = sum(e.items for e in ests)
+        prompt = sum(e.prompt_tokens for e in ests)
+        completion = sum(e.completion_tokens for e in ests)
+        usd = sum(e.usd for e in ests)
+        upper = sum(e.usd_upper_bound for e in ests)
+        methods = ", ".join(sorted({e.method for e in ests}))
+        return (
+            f"dry run: {items} judgements to make, about {prompt} prompt + {completion} completion tokens, "
+            f"estimated ${usd:.4f} (at most ${upper:.4f} if every reply used max_tokens; tokens counted by {methods})"
+        )
+
     def describe(self, benchmark: str, default_config: str) -> dict[str, Any]:
         """Public description of the judge for results files (no key, no secrets)."""
         return describe_config(self.config_for(benchmark, default_config))

@@ -16,18 +16,22 @@ from typing import Any
 from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 
+from iopo_eval.judging import JudgeSession, active_session
 from iopo_eval.scoring.judged import get_benchmark
 from iopo_eval.text import strip_reasoning
 
 log = logging.getLogger(__name__)
 
 
-def judge_responses(benchmark: str, docs: list[dict[str, Any]], responses: list[str]) -> list[dict[str, Any]]:
-    """Judge one response per document; returns the filtered value of each document."""
-    from iopo_eval.judging import active_session
+def judge_responses(
+    benchmark: str, docs: list[dict[str, Any]], responses: list[str], session: JudgeSession | None = None
+) -> list[dict[str, Any]]:
+    """Judge one response per document; returns the filtered value of each document.
 
+    ``session`` defaults to the active one (``iopo-eval run`` sets it; plain ``lm_eval`` builds it from
+    the environment)."""
     spec = get_benchmark(benchmark)
-    session = active_session()
+    session = session or active_session()
     if session.generations_dir is not None:
         save_generations(session.generations_dir / f"{benchmark}.generations.jsonl", docs, responses)
     cleaned = [strip_reasoning(r) for r in responses]

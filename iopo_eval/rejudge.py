@@ -92,7 +92,9 @@ def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise ResultsError(f"{f} line {lineno}: not JSON ({exc}); the file may be truncated") from exc
+                    raise ResultsError(
+                        f"{f} line {lineno}: not JSON ({exc}); the file may be truncated"
+                    ) from exc
                 found[(bench, "", str(row["id"]))] = row["response"]
         else:
             raise ResultsError(f"{f}: not an lm-eval samples file, iopo-eval run folder or generations file")
@@ -122,9 +124,13 @@ def judge_and_score(
         keys = [k for k in responses if k[0] == bench]
         missing = [k[2] for k in keys if k[2] not in docs]
         if missing:
-            raise ResultsError(f"{bench}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}")
+            raise ResultsError(
+                f"{bench}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}"
+            )
         ordered = sorted(keys, key=lambda k: (docs[k[2]][0], _natural(k[2])))
-        judged = judge_responses(bench, [docs[k[2]][1] for k in ordered], [responses[k] for k in ordered])
+        judged = judge_responses(
+            bench, [docs[k[2]][1] for k in ordered], [responses[k] for k in ordered], session
+        )
         samples: dict[str, list[dict[str, Any]]] = {}
         for k, value in zip(ordered, judged, strict=True):
             task, doc = docs[k[2]]
@@ -156,7 +162,9 @@ def _task_versions(tasks: tuple[str, ...]) -> dict[str, Any]:
         if isinstance(cfg, dict) and cfg.get("task") in tasks:
             meta = cfg.get("metadata") or {}
             if "version" not in meta and cfg.get("include"):
-                inc = yaml.load((path.parent / cfg["include"]).read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader)
+                inc = yaml.load(
+                    (path.parent / cfg["include"]).read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader
+                )
                 meta = (inc or {}).get("metadata") or {}
             versions[cfg["task"]] = meta.get("version")
     return versions

@@ -41,7 +41,7 @@ class ItemRecord:
     benchmark: str
     task: str
     item_id: str
-    status: str  # "ok" | "judge_failed" | "error"
+    status: str  # "ok" | "judge_failed" | "not_judged" (budget cap, dry run) | "error"
     values: dict[str, float | list[float]] = field(default_factory=dict)
     groups: dict[str, Any] = field(default_factory=dict)  # breakdown keys, for browsing
     response: str = ""

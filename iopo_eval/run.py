@@ -37,7 +37,6 @@ class RunOptions:
 def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tuple[RunResults, Path]:
     """Run the requested benchmarks on one model and write ``results.json`` + per-benchmark items."""
     import lm_eval
-    from lm_eval.tasks import TaskManager
 
     plan = expand_tasks(options.tasks)
     if options.data_mirror:
@@ -60,7 +59,7 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
             apply_chat_template=True,
             log_samples=True,
             gen_kwargs=options.gen_kwargs or None,
-            task_manager=TaskManager(),
+            task_manager=task_manager(),
             bootstrap_iters=0,  # our own bootstrap runs on the item records
         )
     finally:
@@ -84,6 +83,15 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
         results.benchmarks[bench] = result
     write_results(run_dir, results)
     return results, run_dir
+
+
+def task_manager() -> Any:
+    """An index of iopo-eval's own task folder only: every task a run can name lives there, and
+    indexing lm-eval's thousands of bundled tasks costs tens of seconds."""
+    import lm_eval.tasks.iopo_eval as ours
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=False, include_path=str(Path(ours.__file__).parent))
 
 
 def _default_judge(bench: str) -> str:

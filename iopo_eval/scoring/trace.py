@@ -107,7 +107,7 @@ def item_record(
         benchmark="trace",
         task=task_for(item),
         item_id=item.id,
-        status="ok" if ok else "judge_failed",
+        status="ok" if ok else ("not_judged" if outcome.status == "skipped" else "judge_failed"),
         values=item_values(item, outcome.scores or [], outcome.overall) if ok else {},
         groups=groups,
         response=response,

@@ -1,0 +1,178 @@
+"""TRACE end to end through lm-eval, with a real loopback OpenAI-compatible judge server.
+
+The model under test is a small scripted lm-eval LM (registered below): it answers "GOOD" or "BAD"
+deterministically from the prompt, so the expected IF-S / IF-M are known without trusting the scorer.
+Everything else is real: lm-eval's evaluator and our task YAML, the iopo_judge filter, the async judge
+client over HTTP, the SQLite cache, the results files and the CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from iopo_eval.cli import main as cli_main
+from iopo_eval.data.trace import load_trace
+from iopo_eval.judging import JudgeSession
+from iopo_eval.models import ModelSpec
+from iopo_eval.results import load_results, read_items
+from iopo_eval.run import RunOptions, evaluate
+from iopo_eval.testing.openai_server import OpenAIServer
+
+CANARY = "sk-canary-7f3e9a1b2c4d"
+
+
+def verdict(prompt: str) -> str:
+    return "GOOD" if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3 else "BAD"
+
+
+@register_model("iopo-test-scripted")
+class ScriptedLM(LM):
+    """Answers GOOD/BAD from a hash of the user prompt (a scripted model: no real one is needed here)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "scripted"
+
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return json.dumps(chat_history, ensure_ascii=False)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for req in requests:
+            chat = json.loads(req.args[0])
+            user = next(m["content"] for m in chat if m["role"] == "user")
+            out.append(f"{verdict(user)}: a response")
+        return out
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+
+def judge_reply(request: dict[str, Any]) -> str:
+    """A judge that gives 10 to every constraint of a GOOD response and 7 to the last one of a BAD one."""
+    text = request["messages"][-1]["content"]
+    n = int(re.search(r"exactly (\d+) entries", text).group(1))
+    response = re.search(r"<response-(\w+)>\n(.*?)\n</response-\1>", text, re.S).group(2)
+    scores = [10] * n
+    if "GOOD" not in response:
+        scores[-1] = 7
+    items = [{"index": i + 1, "reason": "checked", "score": s} for i, s in enumerate(scores)]
+    return json.dumps({"constraints": items, "overall": min(scores)})
+
+
+@pytest.fixture
+def judge_server() -> OpenAIServer:
+    with OpenAIServer(reply=judge_reply) as server:
+        yield server
+
+
+def expected_rates(limit: int) -> tuple[float, float]:
+    items = load_trace()
+    singles = [i for i in items if i.subset == "single"][:limit]
+    multis = [i for i in items if i.subset == "multi"][:limit]
+
+    def rate(chosen: list) -> float:
+        return 100 * sum(verdict(i.user_prompt) == "GOOD" for i in chosen) / len(chosen)
+
+    return rate(singles), rate(multis)
+
+
+def test_trace_end_to_end(
+    tmp_path: Path, judge_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    cache = tmp_path / "judge.sqlite"
+    limit = 6
+    session = JudgeSession(
+        base_url=judge_server.base_url, cache_path=cache, allow_embedded=False, progress=False
+    )
+    with session:
+        results, run_dir = evaluate(
+            ModelSpec("iopo-test-scripted", {}, "scripted"),
+            RunOptions(tasks=["trace"], output=tmp_path / "runs", limit=limit),
+            session,
+        )
+    if_s, if_m = expected_rates(limit)
+    trace = results.benchmarks["trace"]
+    assert trace.metrics["if_s"].value == pytest.approx(if_s)
+    assert trace.metrics["if_m"].value == pytest.approx(if_m)
+    assert trace.n_items == 2 * limit and trace.n_failed == 0
+    assert trace.cost.calls == 2 * limit and trace.cost.cache_hits == 0
+    assert trace.tasks == {"trace_ifs": 1.0, "trace_ifm": 1.0}
+    assert trace.judge["model"] == "gpt-4o-2024-08-06" and not trace.smoke_test
+    assert judge_server.calls == 2 * limit
+    # The API key reached the server as a bearer token, and nowhere else.
+    assert any(
+        CANARY in (h.get("Authorization") or h.get("authorization") or "") for h in judge_server.headers
+    )
+    for path in [*run_dir.rglob("*"), cache]:
+        if path.is_file():
+            assert CANARY.encode() not in path.read_bytes(), path
+
+    # Rejudging the run with the same judge pays nothing: every judgement comes from the cache.
+    code = cli_main(
+        [
+            "judge",
+            str(run_dir),
+            "--judge-base-url",
+            judge_server.base_url,
+            "--judge-cache",
+            str(cache),
+            "--no-embedded-judge",
+            "-o",
+            str(tmp_path / "rejudged"),
+        ]
+    )
+    assert code == 0
+    assert judge_server.calls == 2 * limit
+    rejudged, rejudged_dir = load_results(next((tmp_path / "rejudged").iterdir()))
+    assert rejudged.benchmarks["trace"].cost.cache_hits == 2 * limit
+    assert rejudged.benchmarks["trace"].metrics["if_m"].value == pytest.approx(if_m)
+
+    # Rescoring from stored judgements reproduces every metric and makes no call.
+    assert cli_main(["score", "run", str(run_dir), "-o", str(tmp_path / "rescored")]) == 0
+    rescored, rescored_dir = load_results(tmp_path / "rescored")
+    for name, metric in trace.metrics.items():
+        assert rescored.benchmarks["trace"].metrics[name].value == pytest.approx(metric.value), name
+    assert len(read_items(rescored_dir / "trace.items.jsonl")) == 2 * limit
+    assert judge_server.calls == 2 * limit
+
+
+def test_failed_judgements_are_counted_not_scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    with OpenAIServer(reply='{"constraints": [], "overall": 10}') as server:
+        session = JudgeSession(
+            base_url=server.base_url, cache_path=tmp_path / "c.sqlite", allow_embedded=False, progress=False
+        )
+        with session:
+            results, run_dir = evaluate(
+                ModelSpec("iopo-test-scripted", {}, "scripted"),
+                RunOptions(tasks=["trace_ifs"], output=tmp_path / "runs", limit=2),
+                session,
+            )
+    trace = results.benchmarks["trace"]
+    assert trace.n_scored == 0
+    assert trace.failures == {"wrong_count": 2}
+    assert trace.metrics["if_s"].n == 0
+    records = read_items(run_dir / "trace.items.jsonl")
+    assert all(r.status == "judge_failed" and r.values == {} for r in records)
+    assert all(r.judge["raw"] for r in records)  # the raw reply is kept for inspection
+    # The generations were saved before judging, so nothing is lost if judging dies.
+    saved = (run_dir / "trace.generations.jsonl").read_text().splitlines()
+    assert len(saved) == 2
