@@ -7,7 +7,8 @@ handles hundreds of concurrent clients. What it answers is scripted:
 - ``latency_s``: a fixed delay before every answer;
 - ``script(*faults)``: faults for the next calls, one per call in arrival order (429 with Retry-After,
   500, 503, a long sleep, a malformed JSON body, a connection cut in the middle of the body ...);
-- counters: ``calls``, ``bodies`` (the request JSON), ``arrivals`` (monotonic times), ``headers``.
+- counters: ``calls``, ``bodies`` (the request JSON), ``arrivals`` (monotonic times), ``headers`` (names in lower case),
+  ``max_in_flight`` (the most calls answered at once).
 
 Use it as a context manager::
 
@@ -134,11 +135,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as exc:
             self._error(400, f"bad request body: {exc}")
             return
-        fault = self.server.owner._arrive(request, dict(self.headers.items()))
+        owner = self.server.owner
+        fault = owner._arrive(request, {k.lower(): v for k, v in self.headers.items()})
         try:
             self._answer(request, fault)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (a timeout); nothing left to do
+        finally:
+            owner._leave()
 
     def _answer(self, request: dict[str, Any], fault: Fault | None) -> None:
         owner = self.server.owner
@@ -186,6 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck connection never blocks shutdown
+    block_on_close = False  # nor does an idle keep-alive connection (server_close would join it)
     request_queue_size = 1024  # the listen backlog: hundreds of clients may connect at once
     allow_reuse_address = True
     owner: OpenAIServer
@@ -210,6 +215,8 @@ class OpenAIServer:
         self.bodies: list[dict[str, Any]] = []
         self.arrivals: list[float] = []
         self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most calls being answered at once
         self._httpd = _Server((host, port), _Handler)
         self._httpd.owner = self
         self._thread: threading.Thread | None = None
@@ -226,6 +233,7 @@ class OpenAIServer:
             self.bodies.clear()
             self.arrivals.clear()
             self.headers.clear()
+            self.max_in_flight = self.in_flight
 
     def _arrive(self, request: dict[str, Any], headers: dict[str, str]) -> Fault | None:
         with self._lock:
@@ -233,7 +241,13 @@ class OpenAIServer:
             self.bodies.append(request)
             self.arrivals.append(time.monotonic())
             self.headers.append(headers)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self._faults.popleft() if self._faults else None
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def reply_text(self, request: dict[str, Any]) -> str:
         return self.reply(request) if callable(self.reply) else str(self.reply)
@@ -257,7 +271,10 @@ class OpenAIServer:
     def start(self) -> OpenAIServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="openai-server", daemon=True
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() returns within 50 ms
+                name="openai-server",
+                daemon=True,
             )
             self._thread.start()
         return self

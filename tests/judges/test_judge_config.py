@@ -1,0 +1,114 @@
+"""Judge configs: bundled and file configs, strict keys, identity hash, overrides from env and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from iopo_eval.judges import JudgeConfigError, load_judge_config, resolve_judge_config
+from iopo_eval.judges.config import CONFIGS_DIR
+
+
+def bundled() -> dict[str, object]:
+    return yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
+
+
+def write(tmp_path: Path, data: dict[str, object], name: str = "judge.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_config_is_pinned_gpt4o_with_structured_outputs() -> None:
+    cfg = load_judge_config("trace-gpt4o")
+    assert cfg.model == "gpt-4o-2024-08-06"
+    assert cfg.temperature == 0.0 and cfg.response_format == "json_schema"
+    assert (cfg.price.input_per_mtok, cfg.price.output_per_mtok) == (2.5, 10.0)
+    assert cfg.api_key_env == "OPENAI_API_KEY" and cfg.base_url is None
+    assert "{{response}}" in cfg.template_text
+    assert not cfg.smoke_test
+    assert load_judge_config("smollm2-smoke").smoke_test
+
+
+def test_unknown_key_names_file_and_key(tmp_path: Path) -> None:
+    path = write(tmp_path, {**bundled(), "temprature": 0.2})
+    with pytest.raises(JudgeConfigError) as err:
+        load_judge_config(path)
+    assert str(path) in str(err.value) and "'temprature'" in str(err.value)
+
+
+def test_missing_key_names_file_and_key(tmp_path: Path) -> None:
+    data = bundled()
+    del data["parser"]
+    path = write(tmp_path, data)
+    with pytest.raises(JudgeConfigError, match=r"missing key 'parser'") as err:
+        load_judge_config(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("temperature", "hot", "temperature"),
+        ("parser", "no_such_parser", "unknown parser"),
+        ("response_format", "xml", "response_format"),
+        ("price", {"input_per_mtok": 1}, "price.output_per_mtok"),
+        ("template", "missing.txt", "missing.txt"),
+        ("truncation", {"response": 0}, "truncation.response"),
+    ],
+)
+def test_bad_values_are_named(tmp_path: Path, key: str, value: object, match: str) -> None:
+    with pytest.raises(JudgeConfigError, match=match):
+        load_judge_config(write(tmp_path, {**bundled(), key: value}))
+
+
+def test_unknown_bundled_name() -> None:
+    with pytest.raises(JudgeConfigError, match="no-such-judge"):
+        load_judge_config("no-such-judge")
+
+
+def test_template_path_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.txt").write_text("Judge {{response}} against {{constraints}} ({{n_expected}})")
+    cfg = load_judge_config(write(tmp_path, {**bundled(), "template": "mine.txt"}))
+    assert cfg.template_text.startswith("Judge {{response}}")
+
+
+def test_identity_hash_ignores_endpoint_key_and_throughput_settings() -> None:
+    cfg = load_judge_config("trace-gpt4o")
+    same = cfg.with_overrides(
+        base_url="http://127.0.0.1:1/v1", api_key_env="OTHER_KEY", concurrency=3, timeout_s=1.0, max_retries=0
+    )
+    assert same.identity_hash() == cfg.identity_hash()
+    for changed in (
+        cfg.with_overrides(model="gpt-4o-2024-11-20"),
+        cfg.with_overrides(temperature=0.5),
+        cfg.with_overrides(prompt_version="v2"),
+        cfg.with_overrides(response_format="json_object"),
+        cfg.with_overrides(truncation={"response": 10}),
+        cfg.with_overrides(max_tokens=100),
+    ):
+        assert changed.identity_hash() != cfg.identity_hash()
+
+
+def test_identity_hash_follows_the_template_text(tmp_path: Path) -> None:
+    text = (CONFIGS_DIR.parent / "templates" / "trace_judge_v1.txt").read_text()
+    (tmp_path / "t.txt").write_text(text + "\nOne more sentence.")
+    cfg = load_judge_config("trace-gpt4o")
+    assert cfg.with_overrides(template=str(tmp_path / "t.txt")).identity_hash() != cfg.identity_hash()
+
+
+def test_resolve_applies_env_then_explicit_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOPO_EVAL_JUDGE", "smollm2-smoke")
+    monkeypatch.setenv("IOPO_EVAL_JUDGE_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("IOPO_EVAL_JUDGE_MODEL", "env-model")
+    cfg = resolve_judge_config()
+    assert (cfg.name, cfg.base_url, cfg.model) == ("smollm2-smoke", "http://127.0.0.1:9/v1", "env-model")
+    cfg = resolve_judge_config("trace-gpt4o", model="flag-model")
+    assert (cfg.name, cfg.base_url, cfg.model) == ("trace-gpt4o", "http://127.0.0.1:9/v1", "flag-model")
+
+
+def test_unknown_override_is_an_error() -> None:
+    with pytest.raises(JudgeConfigError, match="api_key"):
+        load_judge_config("trace-gpt4o").with_overrides(api_key="sk-nope")
