@@ -1,0 +1,288 @@
+"""What the templates show: plain records built from run results and the reported table.
+
+Templates only lay these out; every number is formatted here so the index, the run pages and the
+tests agree on what a cell says.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from iopo_eval.leaderboard.charts import Chart, bar_chart
+from iopo_eval.leaderboard.columns import BENCHMARK_TITLES, MAIN_COLUMNS
+from iopo_eval.leaderboard.reported import ReportedTable
+from iopo_eval.leaderboard.runs import LoadedRun
+from iopo_eval.results import BenchmarkResult, Metric
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and not math.isnan(x)
+
+
+@dataclass
+class Cell:
+    value: float | None
+    text: str
+    ci: str = ""  # "[lo, hi]" for measured values
+    n: int | None = None
+    title: str = ""
+
+
+@dataclass
+class MainRow:
+    row_id: str
+    kind: str  # "measured" | "reported"
+    label: str
+    sublabel: str
+    href: str | None
+    cells: list[Cell]
+    smoke: bool = False
+    judge: str = ""
+    judge_title: str = ""
+    versions: str = ""
+    versions_title: str = ""
+    failures: int | None = None
+    failures_title: str = ""
+    mean_chars: float | None = None
+    cost_usd: float | None = None
+    cost_title: str = ""
+    created_at: str = ""
+    note: str = ""
+
+
+def metric_cell(m: Metric | None) -> Cell:
+    if m is None or not _finite(m.value):
+        return Cell(None, "–", title="not measured in this run")
+    ci = f"[{m.ci_low:.1f}, {m.ci_high:.1f}]" if _finite(m.ci_low) and _finite(m.ci_high) else ""
+    return Cell(
+        round(m.value, 4), f"{m.value:.1f}", ci, m.n, f"{m.label}: {m.value:.2f} {ci} n={m.n}".strip()
+    )
+
+
+def judge_summary(benchmarks: list[BenchmarkResult]) -> tuple[str, str]:
+    """Short text and full tooltip naming the judge(s) a run used."""
+    seen: dict[str, str] = {}
+    for b in benchmarks:
+        if not b.judge:
+            continue
+        name = str(b.judge.get("name") or b.judge.get("model") or "judge")
+        model = str(b.judge.get("model", ""))
+        ident = str(b.judge.get("identity_hash") or b.judge.get("config_sha256") or "")[:12]
+        full = name if not model or model == name else f"{name} ({model})"
+        seen.setdefault(name, f"{full} identity {ident}" if ident else full)
+    if not seen:
+        return "rules only", "no LLM judge: rule-verified benchmarks"
+    return " + ".join(seen), "; ".join(seen.values())
+
+
+def measured_row(run: LoadedRun) -> MainRow:
+    res = run.results
+    cells = []
+    for col in MAIN_COLUMNS:
+        bench = res.benchmarks.get(col.benchmark)
+        cells.append(metric_cell(bench.metrics.get(col.metric) if bench else None))
+    benches = list(res.benchmarks.values())
+    judge, judge_title = judge_summary(benches)
+    versions = [f"{t} v{v}" for b in benches for t, v in sorted(b.tasks.items())]
+    fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
+    items = sum(b.n_items for b in benches)
+    weighted = [(b.mean_response_chars, b.n_items) for b in benches if _finite(b.mean_response_chars)]
+    mean_chars = (
+        sum(c * n for c, n in weighted) / sum(n for _, n in weighted)  # type: ignore[operator]
+        if weighted and sum(n for _, n in weighted)
+        else None
+    )
+    usd = sum(b.cost.usd for b in benches)
+    calls = sum(b.cost.calls for b in benches)
+    hits = sum(b.cost.cache_hits for b in benches)
+    model = res.model
+    sub = " ".join(str(x) for x in (model.get("backend", ""), model.get("revision", "")) if x)
+    return MainRow(
+        row_id=f"run-{run.slug}",
+        kind="measured",
+        label=run.name,
+        sublabel=f"{res.run_id}" + (f" · {sub}" if sub else ""),
+        href=f"runs/{run.slug}.html",
+        cells=cells,
+        smoke=res.smoke_test,
+        judge=judge,
+        judge_title=judge_title,
+        versions=f"{len(versions)} tasks" if len(versions) > 2 else ", ".join(versions),
+        versions_title="; ".join(versions),
+        failures=sum(b.n_failed for b in benches),
+        failures_title=(f"{sum(b.n_failed for b in benches)} of {items} items: " + "; ".join(fail_detail))
+        if fail_detail
+        else f"no failures in {items} items",
+        mean_chars=mean_chars,
+        cost_usd=usd,
+        cost_title=f"{calls} paid judge calls, {hits} cache hits",
+        created_at=res.created_at[:10],
+    )
+
+
+def reported_rows(table: ReportedTable) -> list[MainRow]:
+    rows = []
+    for i, r in enumerate(table.rows):
+        cells = [
+            Cell(v, f"{v:.1f}", title=f"reported in the paper ({r.table})")
+            if v is not None
+            else Cell(None, "n/t", title="not transcribed from the paper")
+            for v in (r.values[c.key] for c in MAIN_COLUMNS)
+        ]
+        rows.append(
+            MainRow(
+                row_id=f"reported-{i}",
+                kind="reported",
+                label=r.label,
+                sublabel=r.table,
+                href=None,
+                cells=cells,
+                note=r.note,
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------- run pages
+
+# (chart title, metric-name prefixes, sort bars by value). Prefixes not listed get a chart of their own.
+CHART_GROUPS: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {
+    "trace": [
+        ("Pass rate by constraint category", ("category/",), False),
+        ("Pass rate by constraint dimension", ("dimension/",), True),
+        ("Instructions followed by TRACE version", ("version/",), False),
+        ("Instructions followed by number of constraints", ("n_constraints/",), False),
+    ],
+    "ifeval": [("Strict pass rate by instruction type", ("type/",), True)],
+    "cfbench": [
+        ("Easy vs hard split", ("easy/", "hard/"), False),
+        ("Constraint satisfaction by constraint type", ("type/",), True),
+    ],
+    "complexbench": [
+        ("DRFR by constraint category", ("category/",), True),
+        ("DRFR by task type", ("task_type/",), True),
+        ("DRFR by dimension", ("dimension/",), True),
+        ("DRFR by composition", ("composition/",), False),
+        ("Coherent test", ("coherent/",), False),
+    ],
+}
+
+
+@dataclass
+class BenchmarkSection:
+    name: str
+    title: str
+    headline: list[tuple[str, Cell]]
+    other: list[tuple[str, Cell]]
+    charts: list[Chart]
+    facts: list[tuple[str, str]]
+    failures: list[tuple[str, int]]
+    smoke: bool
+    items_script: str  # relative URL of the items JS file, "" when there are no items
+    n_items: int
+
+
+@dataclass
+class RunPage:
+    slug: str
+    title: str
+    run_id: str
+    created_at: str
+    command: str
+    model: list[tuple[str, str]]
+    smoke: bool
+    sections: list[BenchmarkSection] = field(default_factory=list)
+
+
+def _label(name: str, m: Metric, prefixes: tuple[str, ...]) -> str:
+    if len(prefixes) > 1:  # e.g. easy/csr -> "easy CSR"
+        head, _, tail = name.partition("/")
+        return f"{head} {tail.upper() if len(tail) <= 4 else tail}"
+    return m.label or name.split("/", 1)[-1]
+
+
+def benchmark_charts(bench: BenchmarkResult) -> list[Chart]:
+    names = [n for n in bench.metrics if "/" in n]
+    groups = list(CHART_GROUPS.get(bench.benchmark, []))
+    covered = {p for _, prefixes, _ in groups for p in prefixes}
+    for n in names:
+        prefix = n.split("/", 1)[0] + "/"
+        if prefix not in covered:
+            groups.append((f"By {prefix[:-1].replace('_', ' ')}", (prefix,), True))
+            covered.add(prefix)
+    charts = []
+    for title, prefixes, by_value in groups:
+        entries = [
+            (_label(n, bench.metrics[n], prefixes), bench.metrics[n]) for n in names if n.startswith(prefixes)
+        ]
+        chart = bar_chart(title, entries, sort_by_value=by_value and len(entries) > 8)
+        if chart is not None:
+            charts.append(chart)
+    return charts
+
+
+def _fmt_protocol(value: Any) -> str:
+    text = str(value)
+    return text[:16] + "…" if len(text) > 20 and all(c in "0123456789abcdef" for c in text) else text
+
+
+def benchmark_section(run: LoadedRun, bench: BenchmarkResult, items_script: str) -> BenchmarkSection:
+    headline = [
+        (bench.metrics[n].label or n, metric_cell(bench.metrics[n]))
+        for n in bench.headline
+        if n in bench.metrics
+    ]
+    other = [
+        (m.label or n, metric_cell(m))
+        for n, m in bench.metrics.items()
+        if "/" not in n and n not in bench.headline
+    ]
+    facts: list[tuple[str, str]] = [
+        ("items", f"{bench.n_scored} scored of {bench.n_items}"),
+        ("tasks", ", ".join(f"{t} v{v}" for t, v in sorted(bench.tasks.items())) or "–"),
+    ]
+    if bench.judge:
+        facts.append(("judge", "; ".join(f"{k}={_fmt_protocol(v)}" for k, v in bench.judge.items())))
+    facts.extend((f"protocol {k}", _fmt_protocol(v)) for k, v in sorted(bench.protocol.items()))
+    if _finite(bench.mean_response_chars):
+        facts.append(("mean response length", f"{bench.mean_response_chars:.0f} characters"))
+    c = bench.cost
+    facts.append(
+        (
+            "judge cost",
+            f"${c.usd:.2f} · {c.calls} calls · {c.cache_hits} cache hits · "
+            f"{c.prompt_tokens + c.completion_tokens} tokens",
+        )
+    )
+    return BenchmarkSection(
+        name=bench.benchmark,
+        title=BENCHMARK_TITLES.get(bench.benchmark, bench.benchmark),
+        headline=headline,
+        other=other,
+        charts=benchmark_charts(bench),
+        facts=facts,
+        failures=sorted(bench.failures.items(), key=lambda kv: -kv[1]),
+        smoke=bench.smoke_test,
+        items_script=items_script,
+        n_items=bench.n_items,
+    )
+
+
+def run_page(run: LoadedRun, items_scripts: dict[str, str]) -> RunPage:
+    res = run.results
+    model = [(k, v if isinstance(v, str) else repr(v)) for k, v in res.model.items()]
+    page = RunPage(
+        slug=run.slug,
+        title=run.name,
+        run_id=res.run_id,
+        created_at=res.created_at,
+        command=res.command,
+        model=model,
+        smoke=res.smoke_test,
+    )
+    order = {b: i for i, b in enumerate(BENCHMARK_TITLES)}
+    for name in sorted(res.benchmarks, key=lambda b: (order.get(b, 99), b)):
+        page.sections.append(benchmark_section(run, res.benchmarks[name], items_scripts.get(name, "")))
+    return page

@@ -1,0 +1,207 @@
+"""Rendering the static site from run results (no browser: see test_browser.py for that)."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from cdp_browser import HOSTILE
+
+from iopo_eval.cli import main as cli_main
+from iopo_eval.leaderboard.charts import LABEL_W, PLOT_W, bar_chart
+from iopo_eval.leaderboard.columns import MAIN_COLUMNS
+from iopo_eval.leaderboard.render import build_site, items_script_text
+from iopo_eval.leaderboard.reported import ReportedError, bundled_path, load_reported
+from iopo_eval.leaderboard.runs import expand_inputs, load_runs
+from iopo_eval.results import Metric, ResultsError, load_results
+
+
+def _row_html(index: str, row_id: str) -> str:
+    m = re.search(rf'<tr id="{re.escape(row_id)}".*?</tr>', index, re.S)
+    assert m, f"row {row_id} not in index.html"
+    return m.group(0)
+
+
+def test_index_cells_show_each_runs_metrics(site: Path, small_runs: dict[str, Path]) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for name in ("strong", "weak", "partial", "smoke"):
+        results, _ = load_results(small_runs[name])
+        row = _row_html(index, f"run-{results.run_id}")
+        for col in MAIN_COLUMNS:
+            cell = re.search(
+                rf'data-col="{re.escape(col.key)}" data-v="([^"]*)"[^>]*>\s*<span class="v">([^<]*)<', row
+            )
+            assert cell, (name, col.key)
+            bench = results.benchmarks.get(col.benchmark)
+            metric = bench.metrics.get(col.metric) if bench else None
+            if metric is None:
+                assert cell.group(1) == "" and cell.group(2) == "–"
+            else:
+                assert float(cell.group(1)) == pytest.approx(metric.value, abs=1e-4)
+                assert cell.group(2) == f"{metric.value:.1f}"
+                assert f"[{metric.ci_low:.1f}, {metric.ci_high:.1f}]" in row
+        failures = sum(b.n_failed for b in results.benchmarks.values())
+        assert f'data-col="failures" data-v="{failures}"' in row
+        usd = sum(b.cost.usd for b in results.benchmarks.values())
+        assert f"${usd:.2f}" in row
+        assert "trace_ifs v1.0" in html.unescape(row)  # task versions in the tooltip
+
+
+def test_smoke_test_runs_are_marked(site: Path, small_runs: dict[str, Path]) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "smoke-test judge" in _row_html(index, "run-r-smoke")
+    assert "smoke-test judge" not in _row_html(index, "run-r-strong")
+    page = (site / "runs" / "r-smoke.html").read_text(encoding="utf-8")
+    assert 'class="smoke-banner"' in page
+    assert 'class="smoke-banner"' not in (site / "runs" / "r-strong.html").read_text(encoding="utf-8")
+
+
+def test_reported_rows_are_marked_and_untranscribed_values_say_so(site: Path) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    table = load_reported()
+    assert len(table.rows) == 18  # 2 base models x (7 methods + 2 ablations)
+    for i, row in enumerate(table.rows):
+        html_row = _row_html(index, f"reported-{i}")
+        assert "badge reported" in html_row and html.escape(row.label) in html_row
+        for col in MAIN_COLUMNS:
+            if row.values[col.key] is None:
+                assert "n/t" in html_row and "not transcribed" in html_row
+
+
+def test_reported_numbers_from_a_filled_file(tmp_path: Path, small_runs: dict[str, Path]) -> None:
+    doc = json.loads(Path(bundled_path()).read_text(encoding="utf-8"))
+    doc["rows"][0]["values"]["trace:if_s"] = 41.5  # any value: the test checks it is carried, not its truth
+    filled = tmp_path / "filled.json"
+    filled.write_text(json.dumps(doc), encoding="utf-8")
+    out = tmp_path / "site"
+    build_site(
+        [str(small_runs["strong"])], out, reported=load_reported(filled), baseline="Qwen2-7B · Instruct"
+    )
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert 'data-col="trace:if_s" data-v="41.5"' in _row_html(index, "reported-0")
+    data = json.loads(
+        re.search(r'<script id="leaderboard-data" type="application/json">(.*?)</script>', index).group(1)
+    )
+    assert data["baseline"] == "reported-0"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(101, "between 0 and 100"), ("72.5", "between 0 and 100"), (float("nan"), "between 0 and 100")],
+)
+def test_reported_file_validation(tmp_path: Path, value: object, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps({"rows": [{"base_model": "M", "method": "X", "values": {"trace:if_s": value}}]}),
+        encoding="utf-8",
+    )
+    with pytest.raises(ReportedError, match=rf"bad.json row 0: trace:if_s must be a percentage.*{message}"):
+        load_reported(bad)
+    bad.write_text(
+        json.dumps({"rows": [{"base_model": "M", "method": "X", "values": {"nope": 1}}]}), encoding="utf-8"
+    )
+    with pytest.raises(ReportedError, match="unknown column 'nope'"):
+        load_reported(bad)
+
+
+def test_hostile_strings_are_escaped_everywhere(site: Path) -> None:
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "<script>window.__pwned" not in index
+    assert "<img" not in index  # the text is there, escaped, but never as a tag
+    assert html.escape("evil <script>", quote=False) in index
+    # The JSON for the page script: no raw "<" can close the <script> element.
+    blob = re.search(
+        r'<script id="leaderboard-data" type="application/json">(.*?)</script>', index, re.S
+    ).group(1)
+    assert "<" not in blob and "\\u003cscript\\u003e" in blob
+    assert json.loads(blob)["rows"][4]["label"] == f"evil {HOSTILE}"
+    pages = list((site / "runs").glob("*.html"))
+    hostile_page = next(p for p in pages if "pwned" in p.read_text(encoding="utf-8"))
+    text = hostile_page.read_text(encoding="utf-8")
+    assert "<script>window.__pwned" not in text and "<img src=x" not in text
+    assert re.fullmatch(r"r-[A-Za-z0-9._-]+\.html", hostile_page.name)  # the run id is not trusted as a path
+
+
+def test_items_script_is_a_safe_string_literal() -> None:
+    text = 'a "quote" \\ back\u2028line</script>\n{"x": 1}\n'
+    js = items_script_text("trace", text)
+    prefix = '(window.IOPO_ITEMS = window.IOPO_ITEMS || {})["trace"] = '
+    assert js.startswith(prefix) and js.endswith(";\n")
+    literal = js[len(prefix) : -2]
+    assert "\u2028" not in literal and "\\u2028" in literal
+    assert json.loads(literal) == text
+
+
+def test_run_pages_have_charts_for_every_breakdown(site: Path, small_runs: dict[str, Path]) -> None:
+    results, _ = load_results(small_runs["strong"])
+    page = (site / "runs" / "r-strong.html").read_text(encoding="utf-8")
+    n_breakdowns = sum(1 for b in results.benchmarks.values() for n, m in b.metrics.items() if "/" in n)
+    assert page.count('<g class="bar">') == n_breakdowns
+    for title in (
+        "Pass rate by constraint category",
+        "Pass rate by constraint dimension",
+        "Strict pass rate by instruction type",
+        "Easy vs hard split",
+        "Constraint satisfaction by constraint type",
+        "DRFR by task type",
+        "DRFR by composition",
+    ):
+        assert title in page
+    # one items script per benchmark, loadable by the page
+    for i, (name, bench) in enumerate(sorted(results.benchmarks.items())):
+        js = (site / "runs" / "r-strong" / f"items-{i}.js").read_text(encoding="utf-8")
+        literal = js[js.index("] = ") + 4 : -2]
+        assert json.loads(literal) == (small_runs["strong"] / bench.items_file).read_text(encoding="utf-8")
+        assert f'data-bench="{name}" data-src="r-strong/items-{i}.js"' in page
+
+
+def test_bar_chart_geometry() -> None:
+    m = Metric(value=50.0, ci_low=40.0, ci_high=62.5, n=10, label="x")
+    chart = bar_chart("t", [("a", m), ("b", Metric(math.nan, math.nan, math.nan, 0, "b"))])
+    assert chart is not None and len(chart.bars) == 1  # the NaN metric has no bar
+    bar = chart.bars[0]
+    assert bar.width == pytest.approx(PLOT_W / 2)
+    assert bar.ci_x1 == pytest.approx(LABEL_W + PLOT_W * 0.4)
+    assert bar.ci_x2 == pytest.approx(LABEL_W + PLOT_W * 0.625)
+    mean = Metric(value=8.0, ci_low=7.0, ci_high=9.0, n=3, label="score", scale=10.0)
+    assert bar_chart("s", [("m", mean)]).bars[0].width == pytest.approx(PLOT_W * 0.8)  # 0-10 axis
+    assert bar_chart("empty", []) is None
+
+
+def test_inputs_globs_and_folders(small_runs: dict[str, Path], tmp_path: Path) -> None:
+    root = small_runs["strong"].parent
+    assert len(expand_inputs([str(root / "*")])) == len(small_runs)
+    assert len(expand_inputs([str(root)])) == len(small_runs)  # a folder of runs
+    assert len(expand_inputs([str(small_runs["weak"]), str(small_runs["weak"] / "results.json")])) == 1
+    with pytest.raises(ResultsError, match="no run matches"):
+        expand_inputs([str(tmp_path / "nothing-*")])
+    with pytest.raises(ResultsError, match="results file not found"):
+        load_runs([str(tmp_path / "missing")])
+
+
+def test_missing_items_file_is_reported_not_fatal(small_runs: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_runs["weak"], run)
+    (run / "cfbench.items.jsonl").unlink()
+    summary = build_site([str(run)], tmp_path / "site")
+    assert any("cfbench items file" in w for w in summary.warnings)
+    page = (tmp_path / "site" / "runs" / "r-weak.html").read_text(encoding="utf-8")
+    assert "items file of this benchmark was not found" in page
+
+
+def test_cli(small_runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "site"
+    assert cli_main(["leaderboard", str(small_runs["strong"]), str(small_runs["weak"]), "-o", str(out)]) == 0
+    assert (out / "index.html").is_file() and (out / "assets" / "leaderboard.js").is_file()
+    assert "2 runs, 18 reported rows" in capsys.readouterr().out
+    assert cli_main(["leaderboard", str(tmp_path / "nope"), "-o", str(out)]) == 2
+    assert "results file not found" in capsys.readouterr().err
+    assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--baseline", "nobody"]) == 2
+    assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--no-reported"]) == 0
+    assert "reported-0" not in (out / "index.html").read_text(encoding="utf-8")
