@@ -129,9 +129,9 @@ def detect_format(row: dict[str, Any]) -> str:
     keys = set(row)
     if "conversations" in keys:
         return "iopo-upstream"
-    if {"x1", "x2", "y1", "y2"} <= keys:
+    if keys & {"x1", "x2"}:
         return "quadruple"
-    if {"prompt", "chosen", "rejected"} <= keys:
+    if keys & {"chosen", "rejected"}:
         return "pairs"
     if "messages" in keys or {"prompt", "completion"} <= keys:
         return "sft"
