@@ -305,6 +305,7 @@ def protocol() -> dict[str, Any]:
 def benchmark_result(
     records: list[ItemRecord],
     *,
+    task_versions: dict[str, Any] | None = None,
     n_items: int | None = None,
     failures: dict[str, int] | None = None,
     items_file: str = ITEMS_FILE,
@@ -317,7 +318,7 @@ def benchmark_result(
         all_failures[reason] = all_failures.get(reason, 0) + count
     return BenchmarkResult(
         benchmark=BENCHMARK,
-        tasks={TASK: TASK_VERSION},
+        tasks=dict(task_versions or {TASK: TASK_VERSION}),
         protocol=protocol(),
         metrics=compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters),
         headline=[s.name for s in METRICS if s.headline],
@@ -330,6 +331,47 @@ def benchmark_result(
         items_file=items_file,
         mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
     )
+
+
+def result_for(
+    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None = None
+) -> BenchmarkResult:
+    """The BenchmarkResult of a run (interface shared with the judged benchmarks; IFEval has no judge)."""
+    return benchmark_result(records, task_versions=task_versions)
+
+
+def from_samples(
+    samples: dict[str, list[dict[str, Any]]],
+    task_versions: dict[str, Any],
+    judge: dict[str, Any] | None = None,
+) -> tuple[list[ItemRecord], BenchmarkResult]:
+    """Item records and results from lm-eval's logged samples of ifeval_iopo (raw generations)."""
+    records = []
+    for sample in samples.get(TASK, []):
+        item = IFEvalItem.from_doc(sample["doc"])
+        response = sample["filtered_resps"][0]
+        if not isinstance(response, str):
+            raise TypeError(
+                f"{TASK} sample {sample.get('doc_id')}: expected a generated string, got {response!r}"
+            )
+        records.append(score_response(item, response))
+    return records, result_for(records, task_versions, judge)
+
+
+def rescore(
+    records: list[ItemRecord],
+    task_versions: dict[str, Any],
+    judge: dict[str, Any] | None = None,
+    mirror: str | None = None,
+) -> tuple[list[ItemRecord], BenchmarkResult]:
+    """Recompute every record from its raw response with the current scoring code and data."""
+    items = {str(item.key): item for item in load_ifeval(mirror=mirror)}
+    fresh = []
+    for rec in records:
+        if rec.item_id not in items:
+            raise KeyError(f"ifeval item {rec.item_id!r} is not in the IFEval data")
+        fresh.append(score_response(items[rec.item_id], rec.extra.get("raw_response", rec.response)))
+    return fresh, result_for(fresh, task_versions, judge)
 
 
 # ---------------------------------------------------------------- responses files

@@ -661,6 +661,9 @@ def test_score_responses_file_writes_results_and_items(
     assert result.metrics["prompt_strict"].value == pytest.approx(100 * sum(expected) / 541)
     assert run.benchmarks["ifeval"].metrics["inst_loose"].n == 541
     assert [len(r.extra["instructions"]) for r in records] == [len(item.kwargs) for item in items]
+    fresh, again = ifeval.rescore(records, result.tasks, None, mirror)
+    assert [r.values for r in fresh] == [r.values for r in records]
+    assert again.metrics["inst_strict"].value == result.metrics["inst_strict"].value
 
 
 def test_unknown_prompt_is_a_clear_error(tmp_path: Path, mirror: str, items: list[IFEvalItem]) -> None:

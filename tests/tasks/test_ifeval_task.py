@@ -19,7 +19,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
 from iopo_eval.scoring import ifeval
-from iopo_eval.scoring.ifeval import load_ifeval, score_response, score_responses_file
+from iopo_eval.scoring.ifeval import from_samples, load_ifeval, score_response, score_responses_file
 
 REPO = Path(__file__).resolve().parents[2]
 TASK_DIR = REPO / "tasks" / "ifeval_iopo"
@@ -72,6 +72,7 @@ def test_lm_eval_run_uses_iopo_scoring(tmp_path: Path) -> None:
         limit=2,
         task_manager=TaskManager(include_defaults=False, include_path=str(TASK_DIR)),
         bootstrap_iters=0,
+        log_samples=True,
     )
     # The prompt alone is the context, with lm-eval ifeval's greedy settings.
     assert [context for context, _ in lm.requests] == [items[1000].prompt, items[1001].prompt]
@@ -83,7 +84,12 @@ def test_lm_eval_run_uses_iopo_scoring(tmp_path: Path) -> None:
         assert metrics[f"{name},none"] == pytest.approx(value), name
     assert float(out["versions"]["ifeval_iopo"]) == ifeval.TASK_VERSION
 
-    # The CLI scorer gives the same numbers (in percent) on the same responses.
+    # iopo-eval's run path (lm-eval's logged samples -> records) and the CLI scorer agree, in percent.
+    records, result = from_samples(out["samples"], {"ifeval_iopo": ifeval.TASK_VERSION})
+    assert records[0].extra["raw_response"] == canned[1000] and not records[0].response.startswith("<think>")
+    for name, value in hand.items():
+        assert result.metrics[name].value == pytest.approx(100 * value), name
+
     path = tmp_path / "responses.jsonl"
     path.write_text(
         "".join(json.dumps({"prompt": items[k].prompt, "response": v}) + "\n" for k, v in canned.items())
