@@ -1,0 +1,47 @@
+"""Model and data settings of a training run (the part of a recipe that is not the method's config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelDataArguments:
+    model_name_or_path: str = field(
+        default="",
+        metadata={"help": "HF folder or hub id of the starting model (the paper starts from its SFT model)."},
+    )
+    train_file: str = field(
+        default="", metadata={"help": "Training data: .json/.jsonl in one of the formats of data.py."}
+    )
+    data_format: str = field(
+        default="auto",
+        metadata={"help": "auto, iopo-upstream, quadruple, pairs or sft (auto: from each row's keys)."},
+    )
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N examples."})
+    ref_model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "A separate frozen reference model. Default: the policy with LoRA disabled (the start)."
+        },
+    )
+    dtype: str = field(
+        default="auto", metadata={"help": "Weights dtype when loading: auto, bfloat16, float16, float32."}
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."}
+    )
+    use_lora: bool = field(
+        default=True, metadata={"help": "Train a LoRA adapter (paper: yes) instead of all weights."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (LLaMA-Factory default 8)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (LLaMA-Factory default 2·rank)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: str = field(
+        default="all-linear",
+        metadata={"help": "Comma-separated module names, or all-linear (paper: all linear)."},
+    )
+    merge_lora: bool = field(
+        default=True,
+        metadata={"help": "Merge the adapter into the final checkpoint so any HF loader reads it."},
+    )
