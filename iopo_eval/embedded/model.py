@@ -151,6 +151,7 @@ def _write_marker(folder: Path, gguf: Path, sha: str) -> None:
         "gguf_state": _file_state(gguf),
         "dtype": DTYPE,
         "conversion_version": CONVERSION_VERSION,
+        "conversion_id": uuid.uuid4().hex,  # tells one conversion from another (tests, debugging)
         "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (folder / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
