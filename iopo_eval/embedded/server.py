@@ -77,6 +77,7 @@ class EmbeddedJudgeServer:
         self.startup_s: float | None = None  # seconds from spawn to the first answer of /v1/models
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._started_at = 0.0
 
     # --------------------------------------------------------------------------- public face
 
@@ -105,9 +106,12 @@ class EmbeddedJudgeServer:
             try:
                 self._wait_ready()
                 return self
-            except EmbeddedServerError as err:
+            except BaseException as err:  # Ctrl-C while waiting included: never leave a server behind
                 self.stop()
-                if "address already in use" in str(err).lower() and attempt < _PORT_RETRIES:
+                port_taken = (
+                    isinstance(err, EmbeddedServerError) and "address already in use" in str(err).lower()
+                )
+                if port_taken and attempt < _PORT_RETRIES:
                     continue
                 raise
         raise AssertionError("unreachable")  # the loop returns or raises
