@@ -7,7 +7,12 @@ from typing import Any
 
 import datasets
 
+from iopo_eval.punkt import ensure_punkt
 from iopo_eval.scoring.ifeval import IFEvalItem, load_ifeval, score_response
+
+# Before anything imports lm-eval's IFEval checkers (e.g. its own ifeval task in the same run), whose
+# import calls nltk.download when no Punkt model is found.
+ensure_punkt()
 
 
 def loader(**kwargs: Any) -> datasets.DatasetDict:
