@@ -1,10 +1,12 @@
-"""Horizontal bar charts with confidence whiskers, laid out in Python and drawn as inline SVG by the
-``charts.html`` template (offline, no JS library; every label goes through jinja's autoescape)."""
+"""Horizontal bar charts with confidence whiskers, laid out and drawn as inline SVG in Python
+(offline, no JS library). Every label is escaped on its way into the SVG."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+
+from markupsafe import Markup, escape
 
 from iopo_eval.results import Metric
 
@@ -107,3 +109,38 @@ def bar_chart(
             )
         )
     return chart
+
+
+def to_svg(chart: Chart) -> Markup:
+    """The chart as inline SVG. Built with f-strings for speed (a 100-run site draws about a thousand
+    charts); every text from results goes through ``escape``, the rest are numbers formatted here."""
+    e = escape
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {chart.width} {chart.height}" '
+        f'width="{chart.width}" height="{chart.height}" aria-label="{e(chart.title)}">'
+    ]
+    for x, label in chart.ticks:
+        out.append(
+            f'<line class="grid" x1="{x:.1f}" x2="{x:.1f}" y1="{chart.top - 4}" y2="{chart.plot_bottom}"/>'
+            f'<text class="tick" x="{x:.1f}" y="{chart.top - 8}" text-anchor="middle">{e(label)}</text>'
+        )
+    h = chart.row_h
+    for bar in chart.bars:
+        mid, text_y = bar.y + h / 2, bar.y + h / 2 + 4
+        out.append(
+            f'<g class="bar"><title>{e(bar.full_label)}</title>'
+            f'<text class="label" x="{chart.label_w - 8}" y="{text_y:.1f}" text-anchor="end">{e(bar.label)}</text>'
+            f'<rect x="{chart.label_w}" y="{bar.y + 3:.1f}" width="{bar.width:.1f}" height="{h - 6}" rx="2"/>'
+        )
+        if bar.ci_x1 is not None and bar.ci_x2 is not None:
+            x1, x2, top, bottom = bar.ci_x1, bar.ci_x2, bar.y + 6, bar.y + h - 6
+            out.append(
+                f'<line class="ci" x1="{x1:.1f}" x2="{x2:.1f}" y1="{mid:.1f}" y2="{mid:.1f}"/>'
+                f'<line class="ci" x1="{x1:.1f}" x2="{x1:.1f}" y1="{top:.1f}" y2="{bottom:.1f}"/>'
+                f'<line class="ci" x1="{x2:.1f}" x2="{x2:.1f}" y1="{top:.1f}" y2="{bottom:.1f}"/>'
+            )
+        out.append(
+            f'<text class="value" x="{chart.label_w + chart.plot_w + 8}" y="{text_y:.1f}">{e(bar.text)}</text></g>'
+        )
+    out.append("</svg>")
+    return Markup("".join(out))

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 
 from iopo_eval import __version__
+from iopo_eval.leaderboard.charts import to_svg
 from iopo_eval.leaderboard.columns import MAIN_COLUMNS, column_groups
 from iopo_eval.leaderboard.reported import ReportedTable, load_reported
 from iopo_eval.leaderboard.runs import LoadedRun, load_runs
@@ -51,19 +52,28 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["svg"] = to_svg  # returns Markup with every text escaped
     env.filters["num"] = lambda v, digits=1: "–" if v is None else f"{v:,.{digits}f}"
     return env
 
 
-def items_script_text(benchmark: str, jsonl: str) -> str:
-    """A JS file that hands one benchmark's JSONL text to the page as a string literal.
+ITEMS_HEAD = b"(window.IOPO_ITEMS = window.IOPO_ITEMS || {})[%s] = function () {/*\n"
+ITEMS_TAIL = b"\n*/};\n"
 
-    json.dumps escapes quotes, backslashes and control characters; U+2028/2029 are escaped too
-    because older JS engines end a string literal at them.
+
+def items_script_parts(benchmark: str, jsonl: bytes) -> list[bytes]:
+    """A JS file that carries one benchmark's JSONL, byte for byte, inside a function's comment.
+
+    The page reads it back with ``Function.prototype.toString`` (which returns the exact source).
+    Item files are the bulk of a site, so this avoids decoding, parsing or escaping them: the only
+    sequence that could end the comment early is ``*/``, and in valid JSON it can only occur inside
+    a string, where ``*\\/`` means the same (``\\/`` is JSON's escape for ``/``). Nothing in the
+    file can run as code; invalid UTF-8 reaches the page as U+FFFD.
     """
-    literal = json.dumps(jsonl, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    key = json.dumps(benchmark, ensure_ascii=True)
-    return f"(window.IOPO_ITEMS = window.IOPO_ITEMS || {{}})[{key}] = {literal};\n"
+    if b"*/" in jsonl:
+        jsonl = jsonl.replace(b"*/", b"*\\/")
+    key = json.dumps(benchmark, ensure_ascii=True).encode()
+    return [ITEMS_HEAD % key, jsonl, ITEMS_TAIL]
 
 
 def _write_items(run: LoadedRun, out_dir: Path, warnings: list[str]) -> dict[str, str]:
@@ -80,8 +90,8 @@ def _write_items(run: LoadedRun, out_dir: Path, warnings: list[str]) -> dict[str
         run_items_dir.mkdir(parents=True, exist_ok=True)
         # Index-based names: benchmark names come from the results file and are not trusted as paths.
         target = run_items_dir / f"items-{i}.js"
-        text = src.read_text(encoding="utf-8", errors="replace")
-        target.write_text(items_script_text(name, text), encoding="utf-8")
+        with target.open("wb") as fh:
+            fh.writelines(items_script_parts(name, src.read_bytes()))
         scripts[name] = f"{run.slug}/{target.name}"
     return scripts
 

@@ -154,9 +154,15 @@
     var s = document.createElement("script");
     s.src = src;
     s.onload = function () {
-      var text = (window.IOPO_ITEMS || {})[bench];
+      // The items file holds the JSONL inside a function's comment (see render.py): read it back.
+      var fn = (window.IOPO_ITEMS || {})[bench];
+      var text = "";
+      if (typeof fn === "function") {
+        var src = Function.prototype.toString.call(fn);
+        text = src.slice(src.indexOf("/*") + 3, src.lastIndexOf("*/") - 1);
+      }
       section.setAttribute("data-loaded", "yes");
-      setup(section, parseItems(typeof text === "string" ? text : ""));
+      setup(section, parseItems(text));
     };
     s.onerror = function () {
       section.setAttribute("data-loaded", "error");

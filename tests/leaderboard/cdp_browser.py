@@ -223,4 +223,7 @@ class Page:
 
 
 SMALL = {"trace": 60, "ifeval": 40, "cfbench": 40, "complexbench": 40}
-HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+# "*/" would end the comment that carries item data (render.py) if it were not escaped.
+HOSTILE = (
+    '*/}; window.__pwned = 3; /*<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+)

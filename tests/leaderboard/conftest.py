@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# The suite runs with --import-mode=importlib, which puts no test folder on sys.path: add this one
+# so the tests here can import their browser helper.
+sys.path.insert(0, str(Path(__file__).parent))
 from cdp_browser import HOSTILE, SMALL, Browser, find_chromium
 
 
