@@ -26,6 +26,7 @@ class BenchmarkSpec:
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "trace": BenchmarkSpec("trace", ("trace_ifs", "trace_ifm"), "iopo_eval.scoring.trace", True),
+    "ifeval": BenchmarkSpec("ifeval", ("ifeval_iopo",), "iopo_eval.scoring.ifeval", False),
 }
 
 # Names accepted by `iopo-eval run --tasks`: a benchmark, "paper" (all four), or a single task.

@@ -55,7 +55,7 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
             tasks=tasks,
             limit=options.limit,
             batch_size=options.batch_size,
-            device=options.device,
+            device=options.device or _default_device(spec),
             apply_chat_template=True,
             log_samples=True,
             gen_kwargs=options.gen_kwargs or None,
@@ -83,6 +83,15 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
         results.benchmarks[bench] = result
     write_results(run_dir, results)
     return results, run_dir
+
+
+def _default_device(spec: ModelSpec) -> str | None:
+    """lm-eval's hf backend otherwise asks for CUDA on machines without it."""
+    if spec.backend not in ("hf", "vllm"):
+        return None
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def task_manager() -> Any:
