@@ -179,7 +179,8 @@ class JudgeClient:
         self._client: openai.AsyncOpenAI | None = None
         self.calls = 0  # HTTP calls started
 
-    def _openai(self) -> openai.AsyncOpenAI:
+    def open(self) -> openai.AsyncOpenAI:
+        """The underlying client, made on first use (that is when the API key is read)."""
         if self._client is None:
             key = self.config.api_key()
             if key is None and self.config.base_url is None:
@@ -226,7 +227,7 @@ class JudgeClient:
 
     async def complete(self, body: dict[str, Any]) -> Completion:
         """One HTTP call, bounded by the concurrency limit and the config's timeout."""
-        client = self._openai()
+        client = self.open()
         async with self._limit:
             self.calls += 1
             started = time.perf_counter()

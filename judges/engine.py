@@ -308,7 +308,7 @@ async def _call_pending(
 ) -> None:
     width = concurrency or config.concurrency
     client = JudgeClient(config, concurrency=width)
-    client._openai()  # fail now, before any work, when the key is missing
+    client.open()  # fail now, before any work, when the key is missing
     budget = _Budget(budget_usd)
     queue = list(pending.items())
     queue.reverse()  # pop() from the end keeps request order
