@@ -387,3 +387,33 @@ def test_console_script_end_to_end(runs: dict[str, Path]) -> None:
     assert "| ifeval | S-Acc (`prompt_strict`)" in proc.stdout
     results = json.loads((runs["worse"] / "results.json").read_text())
     assert results["model"]["name"] == "worse-model"
+
+
+def test_example_workflow_calls_gate_and_leaderboard_with_real_flags() -> None:
+    """The CI example must not drift from the commands: parse its gate and leaderboard calls."""
+    import argparse
+    import re
+    import shlex
+
+    import yaml
+
+    from iopo_eval.commands import leaderboard as leaderboard_command
+
+    workflow = yaml.safe_load(
+        (Path(__file__).parents[1] / "examples" / "evaluate-checkpoint.yml").read_text()
+    )
+    scripts = [step.get("run", "") for job in workflow["jobs"].values() for step in job.get("steps", [])]
+    parser = argparse.ArgumentParser(prog="iopo-eval")
+    sub = parser.add_subparsers(dest="command")
+    gate_command.register(sub)
+    leaderboard_command.register(sub)
+    seen = set()
+    for script in scripts:
+        joined = re.sub(r"\\\n\s*", " ", script)
+        for line in joined.splitlines():
+            line = re.sub(r"\$\{\{[^}]*\}\}", "1", line.strip())  # inputs: numbers or paths
+            line = re.sub(r'"\$\(python[^"]*\)"', "X", line)
+            if line.startswith("iopo-eval gate") or line.startswith("iopo-eval leaderboard"):
+                args = parser.parse_args(shlex.split(line)[1:])
+                seen.add(args.command)
+    assert seen == {"gate", "leaderboard"}

@@ -24,8 +24,9 @@
   function sortBy(th) {
     var col = th.getAttribute("data-col");
     var type = th.getAttribute("data-type");
-    // numbers sort best-first on the first click, text A-Z
-    if (state.col === col) state.dir = -state.dir; else { state.col = col; state.dir = type === "num" ? -1 : 1; }
+    // metrics sort best (highest) first on the first click; failures, length and cost lowest first; text A-Z
+    var first = type === "num" && th.getAttribute("data-first") !== "asc" ? -1 : 1;
+    if (state.col === col) state.dir = -state.dir; else { state.col = col; state.dir = first; }
     var rows = Array.prototype.slice.call(tbody.rows);
     rows.forEach(function (r, i) { r._i = i; });
     rows.sort(function (a, b) {

@@ -90,6 +90,12 @@ def test_clicking_headers_sorts(page: Page, site: Path, small_runs: dict[str, Pa
     present = [v for v in values if v is not None]
     assert present == sorted(present) and values[-1] is None
 
+    page.click('th[data-col="failures"]')  # counts of failures: fewest first
+    fails = page.eval(
+        "[...document.querySelectorAll('#leaderboard tbody tr.measured')].map(r => +r.querySelector('td[data-col=failures]').dataset.v)"
+    )
+    assert fails == sorted(fails) and len(set(fails)) > 1
+
     page.click('th[data-col="label"]')
     labels = page.eval(
         "[...document.querySelectorAll('#leaderboard tbody tr')].map(r => r.cells[0].dataset.v.toLowerCase())"
