@@ -128,8 +128,9 @@ def protocol_differences(base: BenchmarkResult, cand: BenchmarkResult) -> list[s
     """Human-readable differences in what the two benchmark results were measured under."""
     out: list[str] = []
     name = base.benchmark
-    for task in sorted(set(base.tasks) | set(cand.tasks)):
-        bv, cv = base.tasks.get(task), cand.tasks.get(task)
+    # A task run by only one side is not a mismatch: its items are simply not shared.
+    for task in sorted(set(base.tasks) & set(cand.tasks)):
+        bv, cv = base.tasks[task], cand.tasks[task]
         if bv != cv:
             out.append(f"{name}: task {task} version {bv!r} (baseline) vs {cv!r} (candidate)")
     for key in sorted(set(base.protocol) | set(cand.protocol)):
@@ -336,10 +337,17 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
         b_items, c_items = indexed[bench]
         ids, bn, bd, cn, cd = paired_values(b_items, c_items, metric)
         if not ids:
-            report.problems.append(f"{bench}:{metric}: no shared items with this metric in both runs")
+            in_base = any(metric in it.values for it in b_items.values())
+            in_cand = any(metric in it.values for it in c_items.values())
+            if in_base or in_cand:
+                report.problems.append(f"{bench}:{metric}: no shared items with this metric in both runs")
+            else:  # e.g. IF-M on a --limit run that drew only single-constraint items
+                report.notes.append(f"{bench}:{metric}: measured by neither run (no item has it); not gated")
             continue
         spec = base.benchmarks[bench].metrics.get(metric)
         report.checks.append(compare_metric(bench, metric, spec, bn, bd, cn, cd, options))
+    if not report.checks and not report.problems:
+        report.problems.append("nothing to compare: no selected metric was measured by both runs")
     return report
 
 

@@ -417,3 +417,31 @@ def test_example_workflow_calls_gate_and_leaderboard_with_real_flags() -> None:
                 args = parser.parse_args(shlex.split(line)[1:])
                 seen.add(args.command)
     assert seen == {"gate", "leaderboard"}
+
+
+def test_metric_measured_by_neither_run_is_noted_not_gated(tmp_path: Path) -> None:
+    specs = {"trace": [MetricSpec("if_s", "IF-S", headline=True), MetricSpec("if_m", "IF-M", headline=True)]}
+    write_run_from_items(tmp_path / "b", "x", {"trace": _binary_items([1, 1, 0])}, specs=specs)
+    write_run_from_items(tmp_path / "c", "y", {"trace": _binary_items([1, 1, 0])}, specs=specs)
+    report = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50))
+    assert report.exit_code == EXIT_OK and [c.metric for c in report.checks] == ["if_s"]
+    assert any("if_m: measured by neither run" in n for n in report.notes)
+
+
+def test_all_judgements_failed_in_candidate_cannot_compare(tmp_path: Path) -> None:
+    failed = [ItemRecord("trace", "trace_ifs", str(i), "judge_failed", values={}) for i in range(3)]
+    write_run_from_items(tmp_path / "b", "x", {"trace": _binary_items([1, 1, 0])}, specs=IF_S_ONLY)
+    write_run_from_items(tmp_path / "c", "y", {"trace": failed}, specs=IF_S_ONLY)
+    report = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50))
+    assert report.exit_code == EXIT_CANNOT_COMPARE
+    assert report.problems == ["trace:if_s: no shared items with this metric in both runs"]
+
+
+def test_task_run_by_one_side_only_is_not_a_version_mismatch(tmp_path: Path) -> None:
+    items = {"trace": _binary_items([1, 0, 1])}
+    write_run_from_items(
+        tmp_path / "b", "x", items, specs=IF_S_ONLY, task_versions={"trace": {"trace_ifs": "1.0"}}
+    )
+    both = {"trace": {"trace_ifs": "1.0", "trace_ifm": "1.0"}}
+    write_run_from_items(tmp_path / "c", "y", items, specs=IF_S_ONLY, task_versions=both)
+    assert run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50)).exit_code == EXIT_OK
