@@ -26,6 +26,7 @@ class BenchmarkSpec:
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     "trace": BenchmarkSpec("trace", ("trace_ifs", "trace_ifm"), "iopo_eval.scoring.trace", True),
+    "cfbench": BenchmarkSpec("cfbench", ("cfbench",), "iopo_eval.scoring.cfbench", True),
     "ifeval": BenchmarkSpec("ifeval", ("ifeval_iopo",), "iopo_eval.scoring.ifeval", False),
 }
 

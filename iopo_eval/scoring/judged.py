@@ -12,7 +12,7 @@ from typing import Any
 
 from iopo_eval.judges.types import JudgeRequest
 
-BUILTIN = ("iopo_eval.scoring.trace",)
+BUILTIN = ("iopo_eval.scoring.trace", "iopo_eval.scoring.cfbench")
 
 
 @dataclass(frozen=True)
