@@ -145,6 +145,14 @@ def classify_exception(exc: BaseException) -> CallError:
     raise exc
 
 
+async def _within(call: Awaitable[bytes], seconds: float) -> bytes:
+    """``call`` bounded by a total time; ``asyncio.timeout`` (3.11+) spares the task ``wait_for`` makes."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await call
+    return await asyncio.wait_for(call, timeout=seconds)
+
+
 def _http_client() -> dict[str, Any]:
     """aiohttp as the HTTP transport when it is installed: at 64 concurrent calls httpx's connection pool
     spends several times more CPU per call (it re-checks every pooled connection on each request)."""
@@ -235,7 +243,7 @@ class JudgeClient:
                 # The generic POST of the openai client: its auth, base URL, timeouts and error classes,
                 # without the typed request transform, the deep copies of the body and the response
                 # model, which cost more CPU than the rest of a judge call (benchmarks/judge_throughput.py).
-                raw = await asyncio.wait_for(self._post(client, body), timeout=self.config.timeout_s)
+                raw = await _within(self._post(client, body), self.config.timeout_s)
                 reply = json.loads(raw)
             except Exception as exc:
                 raise classify_exception(exc) from exc

@@ -310,6 +310,7 @@ async def _call_pending(
     client = JudgeClient(config, concurrency=width)
     client.open()  # fail now, before any work, when the key is missing
     budget = _Budget(budget_usd)
+    identity = config.identity_hash()
     queue = list(pending.items())
     queue.reverse()  # pop() from the end keeps request order
     bar = tqdm(
@@ -328,7 +329,7 @@ async def _call_pending(
             store.put(
                 CachedJudgement(
                     key=key,
-                    judge_identity=config.identity_hash(),
+                    judge_identity=identity,
                     judge_name=config.name,
                     judge_model=config.model,
                     prompt_version=config.prompt_version,
