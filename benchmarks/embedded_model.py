@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -52,8 +53,6 @@ ITEMS = [
 
 
 def measure_conversion(fresh: bool) -> None:
-    if fresh:
-        os.environ["IOPO_EVAL_CACHE"] = tempfile.mkdtemp(prefix="iopo-eval-bench-")
     started = time.perf_counter()
     path = ensure_hf_model()
     first = time.perf_counter() - started
@@ -135,10 +134,17 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=len(ITEMS), help="TRACE-like items to judge")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    measure_conversion(args.fresh_cache)
-    for n_threads in (1, 2):
-        measure_speed(n_threads)
-    measure_judging(min(args.items, len(ITEMS)))
+    fresh = tempfile.mkdtemp(prefix="iopo-eval-bench-") if args.fresh_cache else None
+    if fresh:
+        os.environ["IOPO_EVAL_CACHE"] = fresh
+    try:
+        measure_conversion(fresh is not None)
+        for n_threads in (1, 2):
+            measure_speed(n_threads)
+        measure_judging(min(args.items, len(ITEMS)))
+    finally:
+        if fresh:
+            shutil.rmtree(fresh, ignore_errors=True)
     return 0
 
 
