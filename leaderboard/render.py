@@ -144,7 +144,7 @@ def build_site(
     run_tpl = env.get_template("run.html")
     for run in runs:
         scripts = _write_items(run, out, summary.warnings)
-        page = run_page(run, {k: f"{v}" for k, v in scripts.items()})
+        page = run_page(run, scripts)
         path = out / "runs" / f"{run.slug}.html"
         path.write_text(run_tpl.render(page=page, root="../", **common), encoding="utf-8")
         summary.pages.append(path)

@@ -88,12 +88,10 @@ def measured_row(run: LoadedRun) -> MainRow:
     versions = [f"{t} v{v}" for b in benches for t, v in sorted(b.tasks.items())]
     fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
     items = sum(b.n_items for b in benches)
-    weighted = [(b.mean_response_chars, b.n_items) for b in benches if _finite(b.mean_response_chars)]
-    mean_chars = (
-        sum(c * n for c, n in weighted) / sum(n for _, n in weighted)  # type: ignore[operator]
-        if weighted and sum(n for _, n in weighted)
-        else None
-    )
+    # Mean response length over all items, weighting each benchmark by its item count.
+    sized = [(float(b.mean_response_chars), b.n_items) for b in benches if _finite(b.mean_response_chars)]
+    total = sum(n for _, n in sized)
+    mean_chars = sum(c * n for c, n in sized) / total if total else None
     usd = sum(b.cost.usd for b in benches)
     calls = sum(b.cost.calls for b in benches)
     hits = sum(b.cost.cache_hits for b in benches)
@@ -228,7 +226,7 @@ def _fmt_protocol(value: Any) -> str:
     return text[:16] + "…" if len(text) > 20 and all(c in "0123456789abcdef" for c in text) else text
 
 
-def benchmark_section(run: LoadedRun, bench: BenchmarkResult, items_script: str) -> BenchmarkSection:
+def benchmark_section(bench: BenchmarkResult, items_script: str) -> BenchmarkSection:
     headline = [
         (bench.metrics[n].label or n, metric_cell(bench.metrics[n]))
         for n in bench.headline
@@ -284,5 +282,5 @@ def run_page(run: LoadedRun, items_scripts: dict[str, str]) -> RunPage:
     )
     order = {b: i for i, b in enumerate(BENCHMARK_TITLES)}
     for name in sorted(res.benchmarks, key=lambda b: (order.get(b, 99), b)):
-        page.sections.append(benchmark_section(run, res.benchmarks[name], items_scripts.get(name, "")))
+        page.sections.append(benchmark_section(res.benchmarks[name], items_scripts.get(name, "")))
     return page

@@ -58,6 +58,9 @@ def test_index_cells_show_each_runs_metrics(site: Path, small_runs: dict[str, Pa
                 assert f"[{metric.ci_low:.1f}, {metric.ci_high:.1f}]" in row
         failures = sum(b.n_failed for b in results.benchmarks.values())
         assert f'data-col="failures" data-v="{failures}"' in row
+        sized = [(b.mean_response_chars, b.n_items) for b in results.benchmarks.values()]
+        chars = sum(c * n for c, n in sized) / sum(n for _, n in sized)  # weighted by items
+        assert f'data-col="chars" data-v="{chars:.1f}"' in row
         usd = sum(b.cost.usd for b in results.benchmarks.values())
         assert f"${usd:.2f}" in row
         assert "trace_ifs v1.0" in html.unescape(row)  # task versions in the tooltip
