@@ -34,12 +34,26 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"iopo_eval.commands.{name}")
+            module.register(sub)
         except ModuleNotFoundError as exc:
-            if exc.name == f"iopo_eval.commands.{name}":
-                continue  # command not built yet in this checkout
-            raise
-        module.register(sub)
+            if exc.name and exc.name.split(".")[0] == "iopo_eval":
+                raise  # a missing module of our own is a bug, not an optional extra
+            _register_unavailable(sub, name, exc)
     return parser
+
+
+def _register_unavailable(sub: argparse._SubParsersAction, name: str, exc: ModuleNotFoundError) -> None:
+    """A command whose optional dependencies are not installed still shows up, and says what to install."""
+    extra = {"train": "training"}.get(name, "dev")
+    message = f"iopo-eval {name} needs the package {exc.name!r}: pip install 'iopo-eval[{extra}]'"
+    p = sub.add_parser(name, help=f"(unavailable: {message})", add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    def unavailable(_: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 2
+
+    p.set_defaults(func=unavailable)
 
 
 def main(argv: list[str] | None = None) -> int:
