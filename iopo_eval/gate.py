@@ -19,6 +19,7 @@ Exit codes: 0 no regression, 1 regression, 2 cannot compare.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,6 +110,29 @@ class GateReport:
 
     def to_markdown(self) -> str:
         return render_markdown(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """Machine-readable verdict for CI tooling (NaN written as null)."""
+
+        def clean(v: Any) -> Any:
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return {
+            "exit_code": self.exit_code,
+            "verdict": self.verdict,
+            "baseline": {
+                "path": self.baseline_path,
+                "run_id": self.baseline.run_id if self.baseline else None,
+            },
+            "candidate": {
+                "path": self.candidate_path,
+                "run_id": self.candidate.run_id if self.candidate else None,
+            },
+            "options": dataclasses.asdict(self.options),
+            "checks": [{k: clean(v) for k, v in dataclasses.asdict(c).items()} for c in self.checks],
+            "problems": list(self.problems),
+            "notes": list(self.notes),
+        }
 
 
 # ---------------------------------------------------------------- protocol

@@ -362,6 +362,12 @@ def test_cli_exit_codes_and_step_summary(
     text = summary.read_text(encoding="utf-8")
     assert text.count("iopo-eval gate:") == 4 and "REGRESSION" in text and "cannot compare" in text
 
+    verdict = tmp_path / "gate.json"
+    assert cli_main([*args, "--candidate", str(runs["worse"]), "--json", str(verdict)]) == EXIT_REGRESSION
+    doc = json.loads(verdict.read_text(encoding="utf-8"))
+    assert doc["exit_code"] == 1 and doc["candidate"]["run_id"] == "synthetic-2"
+    assert {c["metric"] for c in doc["checks"] if c["regression"]} >= {"if_m", "drfr"}
+
 
 def test_console_script_end_to_end(runs: dict[str, Path]) -> None:
     proc = subprocess.run(

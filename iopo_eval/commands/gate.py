@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compare even when task versions, scoring protocol or judge identity differ (noted in the summary)",
     )
+    p.add_argument("--json", metavar="FILE", help="also write the verdict and every check as JSON to FILE")
     p.add_argument("--iters", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=1234, help="bootstrap seed (default 1234)")
     p.set_defaults(func=_main)
@@ -67,6 +69,8 @@ def _main(args: argparse.Namespace) -> int:
     report = run_gate(args.baseline, args.candidate, options)
     summary = report.to_markdown()
     print(summary)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
         with Path(step_summary).open("a", encoding="utf-8") as fh:
