@@ -79,6 +79,7 @@ def main() -> int:
     args = parser.parse_args()
 
     os.environ[KEY_ENV] = "unused-loopback-key"
+    load = os.getloadavg()
     items = synthetic_items(args.items)
     proc, base_url = start_server(args.latency)
     config = load_judge_config("trace-gpt4o").with_overrides(
@@ -119,6 +120,9 @@ def main() -> int:
 
     print(f"loopback server latency {args.latency * 1000:.0f} ms; {args.items} synthetic TRACE-like items")
     print(
+        f"{os.cpu_count()} CPUs; load average at start {load[0]:.1f} (other work on the machine slows every figure)"
+    )
+    print(
         f"{'conc':>5} {'items':>6} {'calls':>6} {'wall s':>8} {'calls/s':>8} {'ideal':>7} {'ratio':>6} {'CPU ms/item':>12}"
     )
     for conc, n, calls, wall, rate, ideal, ratio, cpu in rows:
@@ -127,6 +131,11 @@ def main() -> int:
         )
     print(
         f"server process CPU: {server_cpu * 1000 / total_calls:.2f} ms per call (not part of the harness figures)"
+    )
+    cpu64 = rows[-1][7]
+    print(
+        f"harness CPU ceiling at concurrency 64: {1 / cpu64:.0f} calls/s with one free core "
+        f"({1 / cpu64 / (64 / args.latency):.2f} of the ideal {64 / args.latency:.0f})"
     )
     ratio64 = rows[-1][6]
     print(f"ratio at concurrency 64: {ratio64:.2f} (goal >= 0.90): {'PASS' if ratio64 >= 0.9 else 'MISS'}")
