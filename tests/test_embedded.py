@@ -254,6 +254,10 @@ def test_embedded_judge_config_points_at_the_server(server: EmbeddedJudgeServer)
     assert cfg.concurrency == 1
     assert cfg.timeout_s >= 600
     assert cfg.template_text == base.template_text and cfg.parser == base.parser
+    # Every field is cut to fit the server's context window, never longer than the base allows.
+    assert set(cfg.truncation) >= {"query", "input", "constraints", "response"}
+    assert all(limit <= min(4000, base.truncation.get(name, 4000)) for name, limit in cfg.truncation.items())
+    assert cfg.max_tokens <= 1024
     assert cfg.identity_hash() != base.identity_hash()  # never shares cache entries with GPT-4o
 
 

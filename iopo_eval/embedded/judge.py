@@ -5,6 +5,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from iopo_eval.judges.config import JudgeConfig, Price
+from iopo_eval.judges.prompt import template_fields
+
+# The server's context (n_ctx 8192 tokens) must hold the prompt and the reply. Four fields of 4,000
+# characters are about 4,000 tokens of English, the template about 600, the reply at most MAX_REPLY_TOKENS.
+# A prompt that still does not fit (text that tokenizes densely) fails as a judge failure, never a score.
+FIELD_CHAR_LIMIT = 4000
+MAX_REPLY_TOKENS = 1024
 
 
 class ServedModel(Protocol):
@@ -24,8 +31,12 @@ def embedded_judge_config(base: JudgeConfig, server: ServedModel) -> JudgeConfig
     with ``json_object`` into a grammar, so replies are always syntactically valid JSON of the parser's
     shape; it serves one request at a time, hence concurrency 1; a 135M model on two CPU cores needs
     tens of seconds for a long judgement, hence the generous timeout. The name changes too, so a
-    judgement of the embedded judge is never mistaken for one of ``base``.
+    judgement of the embedded judge is never mistaken for one of ``base``. Every template field is cut
+    to fit the server's context window (see ``FIELD_CHAR_LIMIT``).
     """
+    truncation = dict(base.truncation)
+    for name in template_fields(base.template_text):
+        truncation[name] = min(truncation.get(name, FIELD_CHAR_LIMIT), FIELD_CHAR_LIMIT)
     return base.with_overrides(
         name=f"{base.name}@embedded-{server.model_name}",
         base_url=server.base_url,
@@ -34,6 +45,8 @@ def embedded_judge_config(base: JudgeConfig, server: ServedModel) -> JudgeConfig
         price=Price(input_per_mtok=0.0, output_per_mtok=0.0),
         response_format="json_object",
         concurrency=1,
+        truncation=truncation,
+        max_tokens=min(base.max_tokens, MAX_REPLY_TOKENS),
         timeout_s=max(base.timeout_s, 600.0),
         # The server never rate-limits; a retry mostly repeats a slow failure.
         max_retries=min(base.max_retries, 1),
