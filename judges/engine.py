@@ -61,7 +61,8 @@ class JudgeRun:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     usd: float = 0.0
-    failures: dict[str, int] = field(default_factory=dict)  # error kind -> items, skipped ones included
+    # error kind -> items, budget-skipped ones included (a dry run's unasked items are not failures)
+    failures: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     budget_usd: float | None = None
     dry_run: bool = False
@@ -275,7 +276,13 @@ async def judge_many(
 
         run.outcomes = [o for o in outcomes if o is not None]
         assert len(run.outcomes) == len(requests)
-        run.failures = dict(Counter(o.error_kind for o in run.outcomes if o.status != "ok" and o.error_kind))
+        run.failures = dict(
+            Counter(
+                o.error_kind
+                for o in run.outcomes
+                if o.status != "ok" and o.error_kind not in (None, "dry_run")
+            )
+        )
         run.elapsed_s = time.perf_counter() - started
         log.info(
             "judge %s: %d items, %d judged, %d failed, %d skipped; %d calls, %d cache hits, $%.4f",

@@ -128,7 +128,7 @@ def test_dry_run_makes_no_call_and_estimates_the_cost(
     judge_batch(requests[:1], config, cache, progress=False)
     server.reset_counters()
     run = judge_batch(requests, config, cache, dry_run=True, progress=False)
-    assert server.calls == 0 and run.calls == 0 and run.usd == 0.0
+    assert server.calls == 0 and run.calls == 0 and run.usd == 0.0 and run.failures == {}
     assert [o.status for o in run.outcomes] == ["ok", "skipped", "skipped", "skipped"]
     estimate = run.estimate
     assert estimate is not None and estimate.items == 3
