@@ -23,6 +23,7 @@ from iopo_eval.leaderboard.columns import MAIN_COLUMNS, column_groups
 from iopo_eval.leaderboard.reported import ReportedTable, load_reported
 from iopo_eval.leaderboard.runs import LoadedRun, load_runs
 from iopo_eval.leaderboard.views import MainRow, measured_row, reported_rows, run_page
+from iopo_eval.results import load_results
 
 ASSETS = ("style.css", "leaderboard.js", "items.js")
 
@@ -107,6 +108,9 @@ def _copy_assets(out_dir: Path) -> None:
 def _initial_baseline(rows: list[MainRow], runs: list[LoadedRun], wanted: str | None) -> str:
     if not wanted:
         return ""
+    as_path = Path(wanted)
+    if as_path.exists():  # a run folder or results.json given as the baseline
+        wanted = load_results(as_path)[0].run_id
     for run in runs:
         if wanted in (run.results.run_id, run.slug, run.name):
             return f"run-{run.slug}"

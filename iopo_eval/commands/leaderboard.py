@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--baseline",
         metavar="RUN",
-        help="preselect a baseline row: a run id, run name or reported row label (e.g. 'Qwen2-7B · DPO')",
+        help="preselect a baseline row: a run folder, run id, run name or reported row label "
+        "(e.g. 'Qwen2-7B · DPO')",
     )
     p.add_argument(
         "--reported", metavar="FILE", help="reported-numbers JSON to show instead of the bundled one"

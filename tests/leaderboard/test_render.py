@@ -237,5 +237,8 @@ def test_cli(small_runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capture
     assert cli_main(["leaderboard", str(tmp_path / "nope"), "-o", str(out)]) == 2
     assert "results file not found" in capsys.readouterr().err
     assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--baseline", "nobody"]) == 2
+    by_path = ["leaderboard", str(small_runs["strong"]), str(small_runs["weak"]), "-o", str(out)]
+    assert cli_main([*by_path, "--baseline", str(small_runs["weak"])]) == 0
+    assert '"baseline": "run-r-weak"' in (out / "index.html").read_text(encoding="utf-8")
     assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--no-reported"]) == 0
     assert "reported-0" not in (out / "index.html").read_text(encoding="utf-8")
