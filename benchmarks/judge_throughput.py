@@ -4,7 +4,9 @@ What it measures, in one run:
 - achieved calls/s at concurrency 1, 16 and 64, as a fraction of the ideal ``concurrency / latency``
   (goal: >= 0.9 at 64). Concurrency 1 judges a 50-item subset (1,042 items would take 105 s and tell
   nothing more); 16 and 64 judge all 1,042 synthetic TRACE-like items, each with a fresh cache;
-- the harness CPU time per item (this process only: the server runs in a child process);
+- the harness CPU time per item (this process only: the server runs in a child process; at concurrency 1
+  it includes the one-off set-up, spread over 50 items), and the call rate that CPU cost allows on one
+  free core, which tells the harness's limit apart from a busy machine's;
 - a warm-cache rerun of all 1,042 items (goal: <= 2 s and zero calls).
 
 The items are synthetic: TRACE's constraint-count distribution (200 rows with one constraint, ...), and

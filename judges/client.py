@@ -229,7 +229,8 @@ class JudgeClient:
                 "json_schema": {"name": schema_name, "strict": True, "schema": strict_schema(schema)},
             }
         elif cfg.response_format == "json_object":
-            # llama.cpp's server turns the schema into a grammar; OpenAI ignores the extra key.
+            # The schema beside json_object is llama.cpp's extension (it becomes a grammar there); for
+            # OpenAI itself use json_schema.
             body["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return body
 
