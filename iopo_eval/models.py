@@ -48,7 +48,6 @@ def resolve_model(model: str | None, model_args: str | None) -> ModelSpec:
         from iopo_eval import embedded
 
         args.setdefault("pretrained", str(embedded.ensure_hf_model()))
-        args.setdefault("dtype", "float32")
         return ModelSpec("hf", args, embedded.EMBEDDED_MODEL_NAME, embedded=True)
     if model in KNOWN_BACKENDS or not (Path(model).exists() or "/" in model):
         name = args.get("pretrained") or args.get("model") or model

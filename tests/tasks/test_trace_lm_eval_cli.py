@@ -22,7 +22,7 @@ def test_lm_eval_cli_runs_trace_ifs_with_the_embedded_judge(tmp_path: Path) -> N
     lm_eval = Path(sys.executable).parent / "lm_eval"
     cmd = [
         str(lm_eval), "--model", "hf",
-        "--model_args", f"pretrained={model_dir},dtype=float32",
+        "--model_args", f"pretrained={model_dir}",
         "--tasks", "trace_ifs", "--limit", "2", "--apply_chat_template",
         "--gen_kwargs", "max_gen_toks=32",
         "--output_path", str(tmp_path / "out"), "--log_samples",
