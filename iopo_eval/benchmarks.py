@@ -28,6 +28,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
     "trace": BenchmarkSpec("trace", ("trace_ifs", "trace_ifm"), "iopo_eval.scoring.trace", True),
     "cfbench": BenchmarkSpec("cfbench", ("cfbench",), "iopo_eval.scoring.cfbench", True),
     "ifeval": BenchmarkSpec("ifeval", ("ifeval_iopo",), "iopo_eval.scoring.ifeval", False),
+    "complexbench": BenchmarkSpec("complexbench", ("complexbench",), "iopo_eval.scoring.complexbench", True),
+    "complexbench_en": BenchmarkSpec(
+        "complexbench_en", ("complexbench_en",), "iopo_eval.scoring.complexbench", True
+    ),
 }
 
 # Names accepted by `iopo-eval run --tasks`: a benchmark, "paper" (all four), or a single task.

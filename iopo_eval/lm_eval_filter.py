@@ -16,8 +16,9 @@ from typing import Any
 from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.judging import JudgeSession, active_session
-from iopo_eval.scoring.judged import get_benchmark
+from iopo_eval.scoring.judged import JudgedBenchmark, get_benchmark
 from iopo_eval.text import strip_reasoning
 
 log = logging.getLogger(__name__)
@@ -37,20 +38,45 @@ def judge_responses(
     cleaned = [strip_reasoning(r) for r in responses]
     per_doc = [spec.requests(doc, text) for doc, text in zip(docs, cleaned, strict=True)]
     flat = [req for reqs in per_doc for req in reqs]
-    outcomes = session.judge(benchmark, flat, spec.default_judge) if flat else []
+    outcomes = _judge_routed(spec, session, flat)
     out, pos = [], 0
     for raw, text, reqs in zip(responses, cleaned, per_doc, strict=True):
         judged = outcomes[pos : pos + len(reqs)]
         pos += len(reqs)
-        out.append(
-            {
-                "response": text,
-                "raw_response": raw,
-                "judgements": [o.to_json() for o in judged],
-                "judge": session.describe(benchmark, spec.default_judge),
+        entry = {
+            "response": text,
+            "raw_response": raw,
+            "judgements": [o.to_json() for o in judged],
+            "judge": session.describe(benchmark, spec.default_judge),
+        }
+        if spec.extra_judges:
+            entry["extra_judges"] = {
+                name: session.describe(name, cfg) for name, cfg in spec.extra_judges.items()
             }
-        )
+        out.append(entry)
     return out
+
+
+def _judge_routed(
+    spec: JudgedBenchmark, session: JudgeSession, flat: list[JudgeRequest]
+) -> list[JudgeOutcome]:
+    """Outcomes in request order; requests routed to an extra judge go to that judge in one batch."""
+    if not flat:
+        return []
+    if spec.route is None:
+        return session.judge(spec.name, flat, spec.default_judge)
+    by_judge: dict[str | None, list[int]] = {}
+    for index, request in enumerate(flat):
+        by_judge.setdefault(spec.route(request), []).append(index)
+    outcomes: list[JudgeOutcome | None] = [None] * len(flat)
+    for name, indices in by_judge.items():
+        judge_name, config = (
+            (spec.name, spec.default_judge) if name is None else (name, spec.extra_judges[name])
+        )
+        judged = session.judge(judge_name, [flat[i] for i in indices], config)
+        for index, outcome in zip(indices, judged, strict=True):
+            outcomes[index] = outcome
+    return [o for o in outcomes if o is not None]
 
 
 def save_generations(path: Path, docs: list[dict[str, Any]], responses: list[str]) -> None:

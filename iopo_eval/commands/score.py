@@ -9,7 +9,7 @@ from pathlib import Path
 from iopo_eval.commands.common import add_data_args
 
 # Benchmark-specific scorers of files produced outside iopo-eval: module with register_score_subcommand().
-EXTERNAL_SCORERS = ("iopo_eval.scoring.ifeval", "iopo_eval.scoring.cfbench")
+EXTERNAL_SCORERS = ("iopo_eval.scoring.ifeval", "iopo_eval.scoring.cfbench", "iopo_eval.scoring.complexbench")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,13 +6,13 @@ Each benchmark module registers itself on import; ``BUILTIN`` lists the modules 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from iopo_eval.judges.types import JudgeRequest
 
-BUILTIN = ("iopo_eval.scoring.trace", "iopo_eval.scoring.cfbench")
+BUILTIN = ("iopo_eval.scoring.trace", "iopo_eval.scoring.cfbench", "iopo_eval.scoring.complexbench")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,11 @@ class JudgedBenchmark:
     name: str
     default_judge: str  # bundled judge config name
     requests: Callable[[dict[str, Any], str], list[JudgeRequest]]  # (lm-eval doc, response) -> requests
+    # A benchmark that asks a second kind of question (ComplexBench's segment extraction) sends those
+    # requests to a judge of their own: ``route(request)`` names a key of ``extra_judges`` (None: the
+    # default judge). Each extra judge is configured under its key, e.g. --judge complexbench_extract=CFG.
+    extra_judges: Mapping[str, str] = field(default_factory=dict)  # judge name -> bundled default config
+    route: Callable[[JudgeRequest], str | None] | None = None
 
 
 _BENCHMARKS: dict[str, JudgedBenchmark] = {}

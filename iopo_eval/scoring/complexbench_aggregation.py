@@ -1,0 +1,106 @@
+"""ComplexBench aggregation (protocols.md §4.3 steps 3-4): dependencies, DRFR contributions, coherent test.
+
+- ``judge_rely[q] = judge[q] and judge[d] for every d in dep[q]``: the *raw* judgements of the direct
+  dependencies only. A failed dependency of a dependency does not reach ``q`` unless ``q`` names it.
+- An instance contributes ``[questions with judge_rely, questions]`` to every micro-ratio it belongs to.
+- The coherent test is group-level, so it is computed from the item records rather than per item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from iopo_eval.data.complexbench import DIMENSION_GROUPS, Instance
+from iopo_eval.results import ItemRecord, Metric
+
+
+def judge_rely(instance: Instance, judge: Mapping[int, bool]) -> dict[int, bool]:
+    """Dependency-aware verdict of every question, keyed by point_id (direct dependencies only)."""
+    missing = [q.point_id for q in instance.scoring_questions if q.point_id not in judge]
+    if missing:
+        raise KeyError(f"ComplexBench main_id {instance.main_id}: no judgement for point_id(s) {missing}")
+    return {
+        q.point_id: bool(judge[q.point_id]) and all(judge[d] for d in q.dep)
+        for q in instance.scoring_questions
+    }
+
+
+def _add(table: dict[str, list[float]], key: str, ok: bool) -> None:
+    num_den = table.setdefault(key, [0.0, 0.0])
+    num_den[0] += float(ok)
+    num_den[1] += 1.0
+
+
+def item_values(instance: Instance, rely: Mapping[int, bool]) -> dict[str, Any]:
+    """Metric contributions of one judged instance: ``[num, den]`` pairs for the micro-ratios, plus
+    ``all_pass`` (1 when every question passes: the instance-level figure the coherent test uses)."""
+    table: dict[str, list[float]] = {}
+    for q in instance.scoring_questions:
+        ok = rely[q.point_id]
+        _add(table, "drfr", ok)
+        _add(table, f"category/{instance.category}", ok)
+        _add(table, f"category_family/{instance.category_family}", ok)
+        for task_type in instance.task_types:
+            _add(table, f"task_type/{task_type}", ok)
+        _add(table, f"nested/{instance.nested}", ok)
+        for dim in q.constraint_dimensions:
+            _add(table, f"dimension/{dim}", ok)
+        for group in dict.fromkeys(DIMENSION_GROUPS[d] for d in q.constraint_dimensions):
+            _add(table, f"group/{group}", ok)
+        for comp in q.composition_types:
+            _add(table, f"composition/{comp}", ok)
+    values: dict[str, Any] = dict(table)
+    values["all_pass"] = float(all(rely.values()))
+    return values
+
+
+# ---------------------------------------------------------------- coherent test
+
+DEPTHS = (("depth_1", lambda d: d == 1), ("depth_2plus", lambda d: d >= 2), ("all", lambda d: d >= 1))
+
+
+def _metric(value: float, n: int, label: str) -> Metric:
+    # Group-level figures have no per-item bootstrap here: the interval is left empty (null in JSON).
+    return Metric(value=value * 100.0, ci_low=math.nan, ci_high=math.nan, n=n, label=label)
+
+
+def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
+    """The coherent test over Selection groups, for depth 1, depth >= 2 and all depths.
+
+    origin = share of instances (in complete groups) whose questions all pass; coherent = share of
+    groups whose instances all pass; relative_drop = (origin - coherent) / origin. A group with an
+    instance that was not scored (judge failure, or not run) is left out of both, so origin and coherent
+    always cover the same instances; ``n`` says how many instances / groups were counted."""
+    groups: dict[str, list[ItemRecord]] = {}
+    depth_of: dict[str, int] = {}
+    for rec in records:
+        group, depth = rec.groups.get("selection_group"), rec.groups.get("selection_depth")
+        if group is None or depth is None:
+            continue
+        groups.setdefault(str(group), []).append(rec)
+        depth_of[str(group)] = max(depth_of.get(str(group), 0), int(depth))
+    complete = {
+        g: recs
+        for g, recs in groups.items()
+        if all(r.status == "ok" and "all_pass" in r.values for r in recs)
+    }
+    out: dict[str, Metric] = {}
+    for name, wanted in DEPTHS:
+        chosen = [recs for g, recs in complete.items() if wanted(depth_of[g])]
+        instances = [float(r.values["all_pass"]) for recs in chosen for r in recs]
+        origin = sum(instances) / len(instances) if instances else math.nan
+        coherent = (
+            sum(all(r.values["all_pass"] == 1.0 for r in recs) for recs in chosen) / len(chosen)
+            if chosen
+            else math.nan
+        )
+        drop = (origin - coherent) / origin if instances and origin > 0 else math.nan
+        label = name.replace("_", " ").replace("2plus", ">=2")
+        out[f"coherent/{name}/origin"] = _metric(origin, len(instances), f"Coherent test {label}: origin")
+        out[f"coherent/{name}/coherent"] = _metric(coherent, len(chosen), f"Coherent test {label}: coherent")
+        out[f"coherent/{name}/relative_drop"] = _metric(
+            drop, len(chosen), f"Coherent test {label}: relative drop"
+        )
+    return out
