@@ -1,0 +1,409 @@
+"""ComplexBench: row validation, the dependency rule, DRFR and its breakdowns, the coherent test and the
+judge reply parsers, on the hand-made fixture (tests/fixtures/complexbench). Expected figures are
+computed by hand in the comments; the scripted judge replies and responses live in script.json.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iopo_eval.data.complexbench import DataError, load_generations, load_instances, parse_instance
+from iopo_eval.judges import judge_batch, load_judge_config
+from iopo_eval.judges.parse import JudgeParseError, get_parser
+from iopo_eval.judges.parse_complexbench import decode_extraction, parse_extract, parse_yesno
+from iopo_eval.judges.types import JudgeOutcome
+from iopo_eval.scoring import complexbench as cb
+from iopo_eval.scoring.complexbench_aggregation import judge_rely
+from iopo_eval.testing.openai_server import OpenAIServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench"
+DATA = FIXTURES / "data_final.json"
+SCRIPT = json.loads((FIXTURES / "script.json").read_text(encoding="utf-8"))
+MIRROR_GENERATIONS = Path("/work/shared/data/complexbench/llm_generations/gpt4_1106.jsonl")
+
+
+def rows() -> list[dict[str, Any]]:
+    return json.loads(DATA.read_text(encoding="utf-8"))
+
+
+def write_rows(tmp_path: Path, data: list[dict[str, Any]]) -> Path:
+    path = tmp_path / "data_final.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def scripted_outcomes(instance: Any, response: str) -> list[JudgeOutcome]:
+    """The scripted judge's replies, parsed by the real parsers (no HTTP here)."""
+    out = []
+    for req in cb.judge_requests(instance, "zh", response):
+        reply = SCRIPT["judge"][req.fields["question"]][0]
+        parser = get_parser("complexbench_extract" if "mode" in req.fields else "complexbench_yesno")
+        parsed = parser.parse(reply, 1)
+        out.append(
+            JudgeOutcome(key=req.key, status="ok", scores=parsed.scores, reasons=parsed.reasons, raw=reply)
+        )
+    return out
+
+
+def scored_records() -> list[Any]:
+    records = []
+    for inst in load_instances(DATA):
+        response = SCRIPT["responses"][str(inst.main_id)]
+        records.append(
+            cb.item_record(inst, "zh", "complexbench", response, scripted_outcomes(inst, response))
+        )
+    return records
+
+
+# ---------------------------------------------------------------- data validation
+
+
+def test_fixture_loads_with_every_field() -> None:
+    instances = load_instances(DATA)
+    assert [i.main_id for i in instances] == list(range(8))
+    assert sum(len(i.scoring_questions) for i in instances) == 25
+    assert [i.selection_depth for i in instances] == [None, None, 1, 1, 2, 2, None, 3]
+    chain = instances[1]
+    assert [q.point_id for q in chain.scoring_questions] == [1, 2, 3]
+    assert [q.dep for q in chain.scoring_questions] == [(), (1,), (2,)]
+    assert instances[0].prompt("en").startswith("Write a short piece")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r[3].__setitem__("main_id", 9), "row 3: main_id 9 differs from its position 3"),
+        (lambda r: r[2].pop("instruction"), "row 2 (main_id 2): missing field 'instruction'"),
+        (lambda r: r[1].__setitem__("scoring_questions", []), "row 1 (main_id 1): no scoring questions"),
+        (
+            lambda r: r[4]["scoring_questions"][2].__setitem__("rule", "model_keyword_count:[1]"),
+            "row 4 (main_id 4) question 2 point_id 2: unknown rule 'model_keyword_count'",
+        ),
+        (
+            lambda r: r[0]["scoring_questions"][1].__setitem__("rule", "model_length:[50,10]"),
+            "row 0 (main_id 0) question 1 point_id 1: rule 'model_length:[50,10]': min 50 is greater than max 10",
+        ),
+        (
+            lambda r: r[1]["scoring_questions"][2].__setitem__("dep", [7]),
+            "row 1 (main_id 1) point_id 3: dep names unknown point_id(s) [7]",
+        ),
+        (
+            lambda r: r[1]["scoring_questions"][1].__setitem__("dep", [2]),
+            "row 1 (main_id 1) question 1 point_id 2: depends on itself",
+        ),
+        (
+            lambda r: r[0]["scoring_questions"][1].__setitem__("point_id", 0),
+            "row 0 (main_id 0): duplicate point_id",
+        ),
+        (
+            lambda r: r[0]["scoring_questions"][0].__setitem__("constraint_dimensions", ["Colour"]),
+            "unknown constraint dimension 'Colour'",
+        ),
+        (lambda r: r[0].__setitem__("composition_types", ["Or"]), "unknown composition type 'Or'"),
+        (
+            lambda r: r[2].__setitem__("category", "Selection"),
+            "Selection group 'g1' but category 'Selection'",
+        ),
+        (lambda r: r[2].__setitem__("idx_in_group", "0"), "idx_in_group should be an integer or null"),
+        (lambda r: r[0].__setitem__("task_types", []), "field 'task_types' is empty"),
+        (
+            lambda r: r[0]["scoring_questions"][0].__setitem__("rule", 5),
+            "rule should be a string or null, got int",
+        ),
+    ],
+)
+def test_malformed_rows_name_the_row(tmp_path: Path, mutate: Any, message: str) -> None:
+    data = rows()
+    mutate(data)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_instances(write_rows(tmp_path, data))
+
+
+def test_dimension_spelling_is_normalised() -> None:
+    row = copy.deepcopy(rows()[3])
+    row["scoring_questions"][1]["constraint_dimensions"] = ["length", "target  LANGUAGE"]
+    inst = parse_instance(row, "row")
+    assert inst.scoring_questions[1].constraint_dimensions == ("Length", "Target Language")
+
+
+def test_english_task_needs_instruction_en() -> None:
+    row = copy.deepcopy(rows()[0])
+    row["instruction_en"] = None
+    with pytest.raises(DataError, match="no instruction_en"):
+        parse_instance(row, "row").prompt("en")
+
+
+# ---------------------------------------------------------------- dependencies
+
+
+def test_dependency_chain_uses_direct_raw_judgements_only() -> None:
+    chain = load_instances(DATA)[1]  # point 1 <- 2 <- 3
+    rely = judge_rely(chain, {1: False, 2: True, 3: True})
+    # 2 fails through its direct dependency 1; 3 depends on 2 only, whose RAW verdict is True, so 3
+    # passes. A recursive rule would fail 3 as well (1 -> 2 -> 3).
+    assert rely == {1: False, 2: False, 3: True}
+    assert judge_rely(chain, {1: True, 2: False, 3: True}) == {1: True, 2: False, 3: False}
+    with pytest.raises(KeyError, match="point_id"):
+        judge_rely(chain, {1: True, 2: True})
+
+
+def test_several_dependencies_all_count() -> None:
+    inst = load_instances(DATA)[5]  # point 3 depends on 0 and 2
+    assert judge_rely(inst, {0: True, 1: True, 2: False, 3: True})[3] is False
+    assert judge_rely(inst, {0: True, 1: False, 2: True, 3: True})[3] is True
+
+
+# ---------------------------------------------------------------- per-question verdicts and DRFR
+
+
+def test_question_verdicts_match_the_hand_computed_table() -> None:
+    for inst, rec in zip(load_instances(DATA), scored_records(), strict=True):
+        assert rec.status == "ok"
+        got = [[q["judge"], q["rely"]] for q in rec.extra["questions"]]
+        expected = [SCRIPT["judge"][q.question][1] for q in inst.scoring_questions]
+        assert got == expected, inst.main_id
+
+
+def metric(result: Any, name: str) -> float:
+    return result.metrics[name].value
+
+
+def test_drfr_and_breakdowns_on_the_fixture() -> None:
+    records = scored_records()
+    result = cb.result_for(records, {"complexbench": 1.0}, None, data_sha256="abc", bootstrap_iters=50)
+    # judge_rely true per instance: 4/4, 1/3, 3/3, 1/4, 4/4, 1/4, 0/1, 2/2 -> 16 of 25 questions.
+    assert metric(result, "drfr") == pytest.approx(100 * 16 / 25)
+    assert metric(result, "all_pass") == pytest.approx(100 * 4 / 8)  # instances 0, 2, 4, 7
+    expected = {
+        "category/Chain_1": 1 / 3,
+        "category/Selection_2": 5 / 8,
+        "category_family/Selection": 11 / 17,  # 3/3 + 1/4 + 4/4 + 1/4 + 2/2
+        "task_type/Professional Writing": 7 / 8,  # instances 0 (4/4), 2 (3/3), 6 (0/1)
+        "task_type/Task-oriented Role Play": 7 / 10,
+        "nested/Chain+Selection": 5 / 8,
+        "nested/Single": 0.0,
+        "composition/And": 5 / 7,  # instance 0: 4 of 4; instance 3: points 1-3 -> 1 of 3
+        "composition/Chain": 3 / 8,
+        "group/Structure": 8 / 13,  # a question with two Structure dimensions counts once
+        "group/Lexical": 5 / 6,
+        "group/Utility": 1 / 3,
+        "dimension/Length": 2 / 3,
+        "dimension/Word Matching": 3 / 4,
+        "dimension/End with": 2 / 3,
+    }
+    for name, value in expected.items():
+        assert metric(result, name) == pytest.approx(100 * value), name
+    assert result.protocol["data_sha256"] == "abc"
+    assert result.headline == ["drfr"]
+    assert result.n_scored == 8 and result.failures == {}
+
+
+def test_coherent_test_per_depth() -> None:
+    result = cb.result_for(scored_records(), {"complexbench": 1.0}, None, bootstrap_iters=10)
+    # depth 1: group g1 = instances 2 (pass) and 3 (fail)
+    assert metric(result, "coherent/depth_1/origin") == pytest.approx(50.0)
+    assert metric(result, "coherent/depth_1/coherent") == pytest.approx(0.0)
+    assert metric(result, "coherent/depth_1/relative_drop") == pytest.approx(100.0)
+    # depth >= 2: g2 = instances 4 (pass), 5 (fail); g3 = instance 7 (pass)
+    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(100 * 2 / 3)
+    assert metric(result, "coherent/depth_2plus/coherent") == pytest.approx(50.0)
+    assert metric(result, "coherent/depth_2plus/relative_drop") == pytest.approx(25.0)
+    # all depths: 3 of 5 instances, 1 of 3 groups; drop (0.6 - 1/3) / 0.6
+    assert metric(result, "coherent/all/origin") == pytest.approx(60.0)
+    assert metric(result, "coherent/all/coherent") == pytest.approx(100 / 3)
+    assert metric(result, "coherent/all/relative_drop") == pytest.approx(100 * (0.6 - 1 / 3) / 0.6)
+    assert result.metrics["coherent/all/coherent"].n == 3
+    assert result.to_json()["metrics"]["coherent/all/origin"]["ci_low"] is None
+
+
+def test_a_failed_judgement_fails_the_instance_and_its_group() -> None:
+    records = scored_records()
+    inst = load_instances(DATA)[4]
+    outcomes = scripted_outcomes(inst, SCRIPT["responses"]["4"])
+    outcomes[2] = JudgeOutcome(key="4#2", status="failed", error_kind="parse_error", raw="??")
+    records[4] = cb.item_record(inst, "zh", "complexbench", SCRIPT["responses"]["4"], outcomes)
+    assert records[4].status == "judge_failed" and records[4].values == {}
+    result = cb.result_for(records, {"complexbench": 1.0}, None, bootstrap_iters=10)
+    assert metric(result, "drfr") == pytest.approx(100 * 12 / 21)
+    assert result.failures == {"parse_error": 1}
+    # g2 is incomplete, so only g3 (instance 7, passing) is left at depth >= 2.
+    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(100.0)
+    assert result.metrics["coherent/depth_2plus/coherent"].n == 1
+    skipped = [JudgeOutcome(key="x", status="skipped", error_kind="budget_exhausted")] * 4
+    rec = cb.item_record(inst, "zh", "complexbench", "r", skipped)
+    assert rec.status == "not_judged" and rec.judge["error_kind"] == "budget_exhausted"
+    with pytest.raises(ValueError, match="3 judgements for 4 scoring questions"):
+        cb.item_record(inst, "zh", "complexbench", "r", skipped[:3])
+
+
+def test_requests_one_per_question_with_extraction_mode() -> None:
+    inst = load_instances(DATA)[2]
+    reqs = cb.judge_requests(inst, "zh", "resp")
+    assert [r.key for r in reqs] == ["2#0", "2#1", "2#2"]
+    assert ["mode" in r.fields for r in reqs] == [False, True, True]
+    assert reqs[1].fields["mode"] == "each" and reqs[2].fields["mode"] == "whole"
+    en = cb.judge_requests(inst, "en", "resp")
+    assert en[0].key == "en/2#0" and en[0].fields["question"].startswith("Did the model")
+    assert en[0].fields["instruction"].startswith("If I am a student")
+
+
+# ---------------------------------------------------------------- judge reply parsers
+
+
+@pytest.mark.parametrize(
+    ("reply", "verdict"),
+    [
+        ('{"analysis": "ok", "answer": true}', True),
+        ('{"analysis": "no", "answer": false}', False),
+        ('{"analysis": "x", "answer": "是"}', True),
+        ('{"analysis": "x", "answer": "否"}', False),
+        ('```json\n{"analysis": "x", "answer": "yes"}\n```', True),
+        ('Reasoning first. {"analysis": "x", "answer": false}', False),
+        ("分析：满足要求。\n答案：是", True),
+        (
+            "分析：是否满足？不满足。\n答案：否",
+            False,
+        ),  # one 答案： match decides, despite 是 and 否 in the text
+        ("答案：是 ... 答案：否", False),  # two matches: upstream's fallback, 否 present -> no
+        ("是的，满足", True),  # no 答案： but 是 without 否
+        ("不是，否定", False),
+    ],
+)
+def test_yesno_parser(reply: str, verdict: bool) -> None:
+    assert parse_yesno(reply, 1).scores == [float(verdict)]
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind"),
+    [
+        ("", "empty_reply"),
+        ("   ", "empty_reply"),
+        ('{"analysis": "x", "answer": "maybe"}', "parse_error"),
+        ('{"analysis": "x", "answer": 1}', "parse_error"),
+        ("I cannot tell.", "parse_error"),  # upstream would silently score this "no"
+    ],
+)
+def test_yesno_parser_rejects(reply: str, kind: str) -> None:
+    with pytest.raises(JudgeParseError) as info:
+        parse_yesno(reply, 1)
+    assert info.value.error_kind == kind
+
+
+@pytest.mark.parametrize(
+    ("reply", "scope", "segments"),
+    [
+        ('{"analysis": "", "scope": "segments", "segments": ["a", " ", "b"]}', "segments", ["a", "b"]),
+        ('{"analysis": "", "scope": "all", "segments": ["ignored"]}', "all", []),
+        ('{"analysis": "", "scope": "None", "segments": []}', "none", []),
+        ("分析：标题\n评分对象：第一||第二 || 第三", "segments", ["第一", "第二", "第三"]),
+        ("评分对象：all", "all", []),
+        ("评分对象: None", "none", []),
+        ("None", "none", []),
+    ],
+)
+def test_extract_parser(reply: str, scope: str, segments: list[str]) -> None:
+    parsed = parse_extract(reply, 1)
+    assert decode_extraction(parsed.reasons) == (scope, segments)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"analysis": "", "scope": "some", "segments": []}',
+        '{"analysis": "", "scope": "segments", "segments": []}',
+        '{"analysis": "", "scope": "segments", "segments": [1]}',
+        '{"analysis": "", "scope": "segments"}',
+        "the title is X",
+        "评分对象：",
+    ],
+)
+def test_extract_parser_rejects(reply: str) -> None:
+    with pytest.raises(JudgeParseError):
+        parse_extract(reply, 1)
+
+
+MALFORMED = {
+    "Q-ok": '{"analysis": "fine", "answer": true}',
+    "Q-text": "分析：可以。\n答案：否",
+    "Q-maybe": '{"analysis": "?", "answer": "maybe"}',
+    "Q-garbage": "I am not sure what you mean.",
+    "Q-empty": "",
+    "E-ok": "评分对象：甲||乙",
+    "E-bad-scope": '{"analysis": "", "scope": "half", "segments": []}',
+    "E-nothing": "no marker here",
+}
+
+
+def _reply_by_question(request: dict[str, Any]) -> str:
+    text = request["messages"][-1]["content"]
+    question = re.search(r"<question-(\w+)>\n(.*?)\n</question-\1>", text, re.S).group(2)
+    return MALFORMED[question]
+
+
+def test_malformed_replies_through_the_loopback_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real HTTP round trips: well-formed replies parse, malformed ones are recorded failures."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-complexbench")
+    with OpenAIServer(reply=_reply_by_question) as server:
+        results = {}
+        for name, prefix in (("complexbench-gpt4-1106", "Q"), ("complexbench-extract-gpt4-1106", "E")):
+            config = load_judge_config(name).with_overrides(base_url=server.base_url, max_retries=0)
+            reqs = [
+                cb.JudgeRequest(
+                    key=q,
+                    fields={"instruction": "指令", "response": "回答", "question": q}
+                    | ({"mode": "whole"} if prefix == "E" else {}),
+                    n_expected=1,
+                )
+                for q in MALFORMED
+                if q.startswith(prefix)
+            ]
+            run = judge_batch(reqs, config, tmp_path / "cache.sqlite", progress=False)
+            results.update({o.key: o for o in run.outcomes})
+    assert results["Q-ok"].status == "ok" and results["Q-ok"].scores == [1.0]
+    assert results["Q-text"].status == "ok" and results["Q-text"].scores == [0.0]
+    assert (results["Q-maybe"].status, results["Q-maybe"].error_kind) == ("failed", "parse_error")
+    assert (results["Q-garbage"].status, results["Q-garbage"].error_kind) == ("failed", "parse_error")
+    assert (results["Q-empty"].status, results["Q-empty"].error_kind) == ("failed", "empty_reply")
+    assert decode_extraction(results["E-ok"].reasons) == ("segments", ["甲", "乙"])
+    assert results["E-bad-scope"].error_kind == "parse_error" and results["E-bad-scope"].raw
+    assert results["E-nothing"].error_kind == "parse_error"
+
+
+# ---------------------------------------------------------------- upstream generation files
+
+
+@pytest.mark.skipif(not MIRROR_GENERATIONS.is_file(), reason="needs the local data mirror")
+def test_upstream_generation_file_reads_and_aligns(tmp_path: Path) -> None:
+    gens = load_generations(MIRROR_GENERATIONS)
+    assert len(gens) == 1150 and [g.main_id for g in gens[:3]] == [0, 1, 2]
+    assert all(g.model == "gpt4_1106" for g in gens)
+    # A fixture whose Chinese instructions are the first rows' (taken from the mirror at test time).
+    data = rows()
+    for row, gen in zip(data, gens, strict=False):
+        row["instruction"] = gen.instruction
+    instances = load_instances(write_rows(tmp_path, data))
+    responses = cb.generation_responses(MIRROR_GENERATIONS, instances, limit=3)
+    assert list(responses) == [("complexbench", "complexbench", str(i)) for i in range(3)]
+    assert responses[("complexbench", "complexbench", "1")] == gens[1].generated
+    with pytest.raises(DataError, match="not in the ComplexBench data"):
+        cb.generation_responses(MIRROR_GENERATIONS, instances)  # 1,150 rows vs 8 instances
+    with pytest.raises(DataError, match="main_id 0: its instruction differs"):
+        cb.generation_responses(MIRROR_GENERATIONS, load_instances(DATA), limit=1)
+
+
+def test_generation_file_rows_are_validated(tmp_path: Path) -> None:
+    path = tmp_path / "gen.jsonl"
+    path.write_text('{"main_id": 0, "model": "m", "instruction": "i", "generated": "g"}\n{"main_id": 0}\n')
+    with pytest.raises(DataError, match="line 2: duplicate main_id 0"):
+        load_generations(path)
+    path.write_text('{"main_id": 0, "model": "m", "instruction": "i"}\n')
+    with pytest.raises(DataError, match=re.escape("line 1 (main_id 0): missing field 'generated'")):
+        load_generations(path)
