@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -24,8 +25,16 @@ COMPLETION_BASE = 20
 COMPLETION_PER_CONSTRAINT = 70
 
 
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip() not in ("", "0") for v in ("IOPO_EVAL_OFFLINE", "HF_HUB_OFFLINE"))
+
+
 @functools.lru_cache(maxsize=8)
 def _encoder(model: str) -> Callable[[str], int] | None:
+    # tiktoken downloads its encoding on first use; on a closed network the name lookup alone can
+    # stall for seconds, so machines marked offline use the heuristic unless tiktoken already has it.
+    if _offline() and not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        return None
     try:
         import tiktoken
     except ImportError:
