@@ -88,6 +88,7 @@ class SequenceLossTrainer(Trainer):
         )
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self.ref_model: nn.Module | None = None
+        self._policy_is_start = False
         if self.needs_reference:
             self._setup_reference(ref_model, processing_class)
 
@@ -115,13 +116,21 @@ class SequenceLossTrainer(Trainer):
             install_logprob_forward(self.ref_model, args.logprob_chunk_size)
             self.ref_model.eval().requires_grad_(False).to(self.args.device)
         if args.precompute_ref_log_probs:
-            self._precompute_reference(tokenizer)
+            self._policy_is_start = True
+            try:
+                self._precompute_reference(tokenizer)
+            finally:
+                self._policy_is_start = False
 
     def _reference_context(self) -> tuple[nn.Module, contextlib.AbstractContextManager[Any]]:
         if self.ref_model is not None:
             return self.ref_model, contextlib.nullcontext()
         unwrapped = self.accelerator.unwrap_model(self.model)
-        return self.model, ref_lib.adapters_disabled(unwrapped)
+        if ref_lib.is_peft(unwrapped):
+            return self.model, ref_lib.adapters_disabled(unwrapped)
+        if self._policy_is_start:  # full fine-tuning, precomputing before the first step
+            return self.model, contextlib.nullcontext()
+        raise RuntimeError("no reference model: full fine-tuning needs ref_model or precompute_ref_log_probs")
 
     def reference_logps_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, n] reference log-probs of a collated batch (from the batch if precomputed)."""

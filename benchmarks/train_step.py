@@ -1,0 +1,242 @@
+"""Peak memory and time per example of one training step: SFT, our DPO, TRL's DPOTrainer, naive IOPO and
+memory-lean IOPO (2 and 1 sequences per backward), on the same random-weight model and the same tokens.
+
+    python benchmarks/train_step.py                               # CPU, small Qwen2-shaped model
+    python benchmarks/train_step.py --device cuda --shape qwen2-0.5b --prompt-len 1024 --response-len 1024
+
+Every method runs in its own child process (same seed, same tokens), so each peak is its own:
+- CUDA: ``torch.cuda.max_memory_allocated`` over the measured steps (the warmup step allocates the AdamW
+  state first), reported in total and above the memory held before the first step (weights).
+- CPU: there is no per-phase allocator peak for torch on CPU (tracemalloc does not see torch's allocations),
+  so the figure is the process's peak resident set (``ru_maxrss``) minus its resident set just before
+  training starts (imports, weights and trainer set-up excluded; gradients, AdamW state, activations and
+  temporaries included). It is coarse (page granularity, allocator caching) but comparable across methods.
+All preference methods read precomputed reference log-probs, so the step times compare the policy's
+forward and backward only ("same reference handling"). Full fine-tuning with AdamW, batch size 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+METHODS = ("sft", "dpo", "trl_dpo", "iopo_naive", "iopo_lean2", "iopo_lean1")
+SEQUENCES = {"sft": 1, "dpo": 2, "trl_dpo": 2, "iopo_naive": 4, "iopo_lean2": 4, "iopo_lean1": 4}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _tokens(args: argparse.Namespace, vocab: int, n: int) -> list[dict[str, list[int]]]:
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        x1 = torch.randint(10, vocab, (args.prompt_len,), generator=g).tolist()
+        x2 = list(x1)
+        tail = max(
+            1, args.prompt_len // 10
+        )  # x2: the same task with its last tenth (the constraints) changed
+        x2[-tail:] = torch.randint(10, vocab, (tail,), generator=g).tolist()
+        y1 = torch.randint(10, vocab, (args.response_len,), generator=g).tolist()
+        y2 = torch.randint(10, vocab, (args.response_len,), generator=g).tolist()
+        out.append({"x1": x1, "x2": x2, "y1": y1, "y2": y2})
+    return out
+
+
+def child(args: argparse.Namespace) -> dict[str, float | str]:
+    import torch
+    from transformers import TrainerCallback
+
+    from iopo_eval.training.data import Quadruple
+    from iopo_eval.training.toy_models import random_model, tiny_tokenizer
+
+    torch.set_num_threads(args.threads)
+    cuda = args.device == "cuda"
+    dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
+    model = random_model(args.shape, seed=0).to(dtype)
+    if cuda:
+        model = model.cuda()
+    vocab = model.config.vocab_size
+    tok = tiny_tokenizer()
+    n_steps = args.warmup + args.steps
+    data = _tokens(args, vocab, n_steps)
+    method = args.child
+    common = dict(
+        output_dir=os.path.join(args.tmp, method), per_device_train_batch_size=1, max_steps=n_steps,
+        learning_rate=1e-6, lr_scheduler_type="constant", warmup_steps=0, save_strategy="no", report_to="none",
+        logging_steps=10_000, disable_tqdm=True, use_cpu=not cuda, bf16=cuda and dtype == torch.bfloat16,
+        max_length=None, dataloader_num_workers=0, seed=0,
+    )  # fmt: skip
+    dummy = [Quadruple([{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}], "c", "d", "0")]
+
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):  # type: ignore[no-untyped-def]
+            if cuda:
+                torch.cuda.synchronize()
+                if state.global_step == args.warmup:
+                    torch.cuda.reset_peak_memory_stats()
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, a, state, control, **kw):  # type: ignore[no-untyped-def]
+            if cuda:
+                torch.cuda.synchronize()
+            if state.global_step > args.warmup:
+                times.append(time.perf_counter() - self.t0)
+
+    if method == "trl_dpo":
+        import datasets
+        import trl
+
+        cfg = trl.DPOConfig(beta=0.1, precompute_ref_log_probs=True, **common)
+        trainer = trl.DPOTrainer(
+            model=model, args=cfg, processing_class=tok,
+            train_dataset=datasets.Dataset.from_list([{"prompt": "a", "chosen": "b", "rejected": "c"}]),
+            callbacks=[Timer()],
+        )  # fmt: skip
+        trainer.train_dataset = datasets.Dataset.from_dict(
+            {
+                "prompt_ids": [d["x1"] for d in data], "chosen_ids": [d["y1"] for d in data],
+                "rejected_ids": [d["y2"] for d in data], "ref_chosen_logps": [0.0] * n_steps,
+                "ref_rejected_logps": [0.0] * n_steps,
+            }
+        )  # fmt: skip
+    else:
+        from iopo_eval.training.dpo_config import DPOConfig
+        from iopo_eval.training.dpo_trainer import DPOTrainer
+        from iopo_eval.training.iopo_config import IOPOConfig
+        from iopo_eval.training.iopo_trainer import IOPOTrainer
+        from iopo_eval.training.sft_config import SFTConfig
+        from iopo_eval.training.sft_trainer import SFTTrainer
+
+        if method == "sft":
+            trainer = SFTTrainer(model, SFTConfig(**common), dummy, tok, callbacks=[Timer()])
+            rows = [{"sequences": [(d["x1"], d["y1"])]} for d in data]
+        elif method == "dpo":
+            cfg = DPOConfig(
+                precompute_ref_log_probs=True, ref_cache_dir=os.path.join(args.tmp, "ref"), **common
+            )
+            trainer = DPOTrainer(model, cfg, dummy, tok, callbacks=[Timer()])
+            rows = [
+                {"sequences": [(d["x1"], d["y1"]), (d["x1"], d["y2"])], "ref_logps": [0.0, 0.0]} for d in data
+            ]
+        else:
+            spb = {"iopo_naive": None, "iopo_lean2": 2, "iopo_lean1": 1}[method]
+            cfg = IOPOConfig(
+                precompute_ref_log_probs=True, ref_cache_dir=os.path.join(args.tmp, "ref"),
+                sequences_per_backward=spb, **common,
+            )  # fmt: skip
+            trainer = IOPOTrainer(model, cfg, dummy, tok, callbacks=[Timer()])
+            rows = [
+                {
+                    "sequences": [
+                        (d["x1"], d["y1"]),
+                        (d["x1"], d["y2"]),
+                        (d["x2"], d["y2"]),
+                        (d["x2"], d["y1"]),
+                    ],
+                    "ref_logps": [0.0] * 4,
+                }
+                for d in data
+            ]
+        trainer.train_dataset.rows = rows
+    if cuda:
+        torch.cuda.synchronize()
+    held_before = torch.cuda.memory_allocated() if cuda else 0
+    rss_before = (
+        _rss_mib()
+    )  # after imports, weights and trainer set-up: what the step itself adds is measured
+    trainer.train()
+    step_s = sum(times) / len(times)
+    tokens = SEQUENCES[method] * (args.prompt_len + args.response_len)
+    result: dict[str, float | str] = {
+        "method": method,
+        "s_per_example": step_s,
+        "tokens_per_s": tokens / step_s,
+    }
+    if cuda:
+        result["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        result["peak_above_weights_gib"] = (torch.cuda.max_memory_allocated() - held_before) / 2**30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_above_model_mib"] = peak - rss_before
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--shape", default="small", help="toy_models shape: tiny, small, qwen2-0.5b")
+    parser.add_argument(
+        "--dtype", choices=("float32", "bfloat16"), default=None, help="default: bf16 on cuda"
+    )
+    parser.add_argument("--prompt-len", type=int, default=256)
+    parser.add_argument("--response-len", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="measured steps (one example each)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", default="/tmp/iopo-train-step-bench", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.dtype = args.dtype or ("bfloat16" if args.device == "cuda" else "float32")
+    if args.child:
+        print("RESULT " + json.dumps(child(args)), flush=True)
+        return 0
+
+    results: dict[str, dict[str, float]] = {}
+    for method in args.methods.split(","):
+        cmd = [sys.executable, __file__, "--child", method] + [
+            a for a in sys.argv[1:] if not a.startswith("--methods") and "," not in a
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(f"{method}: failed\n{proc.stderr[-3000:]}", file=sys.stderr)
+            return 1
+        results[method] = json.loads(line[len("RESULT ") :])
+    mem_key = "peak_gib" if args.device == "cuda" else "peak_rss_above_model_mib"
+    unit = "GiB" if args.device == "cuda" else "MiB (RSS above model)"
+    print(
+        f"device={args.device} shape={args.shape} dtype={args.dtype} prompt={args.prompt_len} "
+        f"response={args.response_len} batch=1 steps={args.steps} threads={args.threads}"
+    )
+    print(f"{'method':<12} {'seqs':>4} {'s/example':>10} {'tokens/s':>10} {'peak ' + unit:>24}")
+    for m, r in results.items():
+        print(
+            f"{m:<12} {SEQUENCES[m]:>4} {r['s_per_example']:>10.3f} {r['tokens_per_s']:>10.0f} {r[mem_key]:>24.1f}"
+        )
+
+    def ratio(a: str, b: str, key: str) -> str:
+        return f"{results[a][key] / results[b][key]:.2f}" if a in results and b in results else "n/a"
+
+    print("ratios (goal in brackets):")
+    print(f"  lean1 IOPO peak / our DPO peak      {ratio('iopo_lean1', 'dpo', mem_key)}  (<= 1.0)")
+    print(f"  lean1 IOPO peak / naive IOPO peak   {ratio('iopo_lean1', 'iopo_naive', mem_key)}")
+    print(f"  lean2 IOPO peak / naive IOPO peak   {ratio('iopo_lean2', 'iopo_naive', mem_key)}")
+    print(
+        f"  lean1 IOPO time / naive IOPO time   {ratio('iopo_lean1', 'iopo_naive', 's_per_example')}  (<= 1.5)"
+    )
+    print(f"  lean2 IOPO time / naive IOPO time   {ratio('iopo_lean2', 'iopo_naive', 's_per_example')}")
+    print(f"  our DPO time / TRL DPO time         {ratio('dpo', 'trl_dpo', 's_per_example')}  (<= 1.1)")
+    print(f"  our DPO peak / TRL DPO peak         {ratio('dpo', 'trl_dpo', mem_key)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""``iopo-eval train``: IOPO / DPO / SFT training runs, quadruple builders and the miniature replication.
+
+iopo-eval train --method iopo --config iopo_qwen2_7b_lora [--set beta=0.2] [--output-dir DIR]
+iopo-eval train recipes
+iopo-eval train build-rules --n 200 --out quads.jsonl
+iopo-eval train build-llm --input instructions.jsonl --out quads.jsonl --base-url URL --model NAME [--judge-model NAME]
+iopo-eval train replicate --out runs/mini
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train IOPO/DPO/SFT checkpoints, build quadruples, run the miniature replication",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--method", choices=("iopo", "dpo", "sft"), help="training method (for a training run)")
+    p.add_argument("--config", help="recipe YAML, or the name of a packaged recipe (see `train recipes`)")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting"
+    )
+    p.add_argument("--output-dir", help="checkpoint folder (overrides the recipe's output_dir)")
+    p.add_argument(
+        "--resume",
+        default="auto",
+        help="auto (continue from the last checkpoint if any), never, or a checkpoint path",
+    )
+    p.set_defaults(func=main, train_action=None)
+    tsub = p.add_subparsers(dest="train_action", metavar="ACTION")
+
+    tsub.add_parser("recipes", help="list the packaged recipes").set_defaults(func=main)
+
+    r = tsub.add_parser("build-rules", help="build checker-verified quadruples without an LLM")
+    r.add_argument("--n", type=int, required=True, help="number of quadruples")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", required=True, help="output JSONL (quadruple format)")
+    r.set_defaults(func=main)
+
+    g = tsub.add_parser(
+        "build-llm", help="build quadruples from TRACE-format instructions with an LLM endpoint"
+    )
+    g.add_argument(
+        "--input", required=True, help="JSONL of TRACE-format rows (description, constraints_splits)"
+    )
+    g.add_argument("--out", required=True, help="output JSONL (quadruple format)")
+    g.add_argument("--base-url", help="OpenAI-compatible base URL (default: the OpenAI API)")
+    g.add_argument("--model", default="gpt-4o", help="generator model")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    g.add_argument(
+        "--judge-model", help="judge model; if set, keep only pairs the judge scores all-10 as intended"
+    )
+    g.add_argument("--judge-base-url", help="judge base URL (default: --base-url)")
+    g.add_argument("--limit", type=int, help="use only the first N rows")
+    g.add_argument("--concurrency", type=int, default=4)
+    g.set_defaults(func=main)
+
+    from iopo_eval.training.replicate import add_arguments as add_replicate_arguments
+
+    m = tsub.add_parser("replicate", help="miniature IOPO vs DPO replication on CPU (SmolLM2-135M, offline)")
+    add_replicate_arguments(m)
+    m.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    action = args.train_action
+    if action is None:
+        if not args.method or not args.config:
+            print(
+                "iopo-eval train: a training run needs --method and --config (or an ACTION)", file=sys.stderr
+            )
+            return 2
+        from iopo_eval.training.run import train
+
+        final = train(args.method, args.config, args.set, args.output_dir, args.resume)
+        print(final)
+        return 0
+    if action == "recipes":
+        from iopo_eval.training.run import RECIPES_DIR
+
+        for path in sorted(RECIPES_DIR.glob("*.yaml")):
+            first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
+            print(f"{path.stem}\t{first}")
+        return 0
+    if action == "build-rules":
+        from iopo_eval.training.data import write_quadruples
+        from iopo_eval.training.rule_builder import build_quadruples
+
+        n = write_quadruples(args.out, build_quadruples(args.n, seed=args.seed))
+        print(f"{n} quadruples written to {args.out}")
+        return 0 if n == args.n else 1
+    if action == "build-llm":
+        from iopo_eval.training.llm_builder import EndpointSettings, build_from_trace_rows
+
+        gen = EndpointSettings(base_url=args.base_url, model=args.model, api_key_env=args.api_key_env)
+        judge = None
+        if args.judge_model:
+            judge = EndpointSettings(
+                base_url=args.judge_base_url or args.base_url,
+                model=args.judge_model,
+                api_key_env=args.api_key_env,
+                temperature=0.0,
+            )
+        report = build_from_trace_rows(args.input, args.out, gen, judge, args.limit, args.concurrency)
+        print(
+            json.dumps(
+                {"rows": report.rows, "built": report.built, "skipped": report.skipped}, ensure_ascii=False
+            )
+        )
+        return 0
+    if action == "replicate":
+        from iopo_eval.training.replicate import run_from_args
+
+        return run_from_args(args)
+    raise AssertionError(action)
