@@ -1,0 +1,259 @@
+"""ComplexBench end to end through lm-eval on the hand-made fixture, with a real loopback judge server.
+
+The model under test is a scripted lm-eval LM (registered below) that answers each fixture instruction
+with the response in tests/fixtures/complexbench/script.json; the loopback OpenAI-compatible server
+answers each judge prompt with the scripted reply for its question (JSON and upstream text formats mixed).
+Everything else is real: lm-eval's evaluator and our task YAML, the iopo_judge filter routing yes/no
+and extraction requests to their two judge configs, HTTP, the SQLite cache, the results files and CLI.
+The expected DRFR (16 of 25 questions) is computed by hand in tests/scoring/test_complexbench.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from iopo_eval.cli import main as cli_main
+from iopo_eval.data.complexbench import DATA_ENV
+from iopo_eval.judging import JudgeSession
+from iopo_eval.models import ModelSpec
+from iopo_eval.results import load_results, read_items
+from iopo_eval.run import RunOptions, evaluate
+from iopo_eval.testing.openai_server import OpenAIServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench"
+DATA = FIXTURES / "data_final.json"
+SCRIPT = json.loads((FIXTURES / "script.json").read_text(encoding="utf-8"))
+ROWS = json.loads(DATA.read_text(encoding="utf-8"))
+MIRROR_GENERATIONS = Path("/work/shared/data/complexbench/llm_generations/gpt4_1106.jsonl")
+KEY = "sk-canary-complexbench-51e0"
+
+# instruction (zh or en) -> scripted response; question (zh or en) -> zh question (the script's key)
+RESPONSE_OF = {
+    text: SCRIPT["responses"][str(row["main_id"])]
+    for row in ROWS
+    for text in (row["instruction"], row["instruction_en"])
+}
+ZH_QUESTION = {
+    text: q["question"]
+    for row in ROWS
+    for q in row["scoring_questions"]
+    for text in (q["question"], q["question_en"])
+}
+
+
+@register_model("iopo-test-complexbench")
+class ScriptedLM(LM):
+    """Answers every fixture instruction with its scripted response (no real model needed here)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "scripted"
+
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return json.dumps(chat_history, ensure_ascii=False)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for req in requests:
+            user = next(m["content"] for m in json.loads(req.args[0]) if m["role"] == "user")
+            out.append(RESPONSE_OF[user])
+        return out
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+
+def judge_reply(request: dict[str, Any]) -> str:
+    text = request["messages"][-1]["content"]
+    question = re.search(r"<question-(\w+)>\n(.*?)\n</question-\1>", text, re.S).group(2)
+    reply = SCRIPT["judge"][ZH_QUESTION[question]][0]
+    # The yes/no judge never sees extraction prompts and vice versa.
+    is_extraction = "Extraction mode:" in text
+    assert is_extraction == ("scope" in reply or "评分对象" in reply), question
+    return reply
+
+
+@pytest.fixture
+def judge_server() -> OpenAIServer:
+    with OpenAIServer(reply=judge_reply) as server:
+        yield server
+
+
+@pytest.fixture
+def fixture_data(monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(DATA_ENV, str(DATA))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    return DATA
+
+
+def run(tmp_path: Path, server: OpenAIServer, task: str) -> tuple[Any, Path]:
+    session = JudgeSession(
+        base_url=server.base_url, cache_path=tmp_path / "judge.sqlite", allow_embedded=False, progress=False
+    )
+    with session:
+        return evaluate(
+            ModelSpec("iopo-test-complexbench", {}, "scripted"),
+            RunOptions(tasks=[task], output=tmp_path / "runs"),
+            session,
+        )
+
+
+def test_complexbench_end_to_end(tmp_path: Path, judge_server: OpenAIServer, fixture_data: Path) -> None:
+    results, run_dir = run(tmp_path, judge_server, "complexbench")
+    cb = results.benchmarks["complexbench"]
+    assert cb.metrics["drfr"].value == pytest.approx(100 * 16 / 25)
+    assert cb.metrics["category_family/Selection"].value == pytest.approx(100 * 11 / 17)
+    assert cb.metrics["coherent/depth_2plus/relative_drop"].value == pytest.approx(25.0)
+    assert cb.n_items == 8 and cb.n_failed == 0
+    assert judge_server.calls == 25 and cb.cost.calls == 25  # one request per scoring question
+    # Both judges are recorded: yes/no as the benchmark's judge, the extractor in the protocol.
+    assert cb.judge["name"] == "complexbench-gpt4-1106"
+    assert cb.protocol["extract_judge"]["name"] == "complexbench-extract-gpt4-1106"
+    assert cb.protocol["data_sha256"] == __import__("hashlib").sha256(DATA.read_bytes()).hexdigest()
+    bodies = [json.dumps(b, ensure_ascii=False) for b in judge_server.bodies]
+    # The 7 rules whose name has "each": number/startswith (1), length (2), keyword/keyword_num (4),
+    # forbidden_word/endswith (5); the other 12 of the 19 rule questions use the "whole" mode, and the
+    # 6 LLM questions get the yes/no prompt.
+    assert sum("Extraction mode: each" in b for b in bodies) == 7
+    assert sum("Extraction mode: whole" in b for b in bodies) == 12
+    records = read_items(run_dir / "complexbench.items.jsonl")
+    chain = next(r for r in records if r.item_id == "1")
+    assert [(q["judge"], q["rely"]) for q in chain.extra["questions"]] == [
+        (False, False),
+        (True, False),
+        (True, True),
+    ]
+    assert all(j["raw"] for r in records for j in r.judge["judgements"])  # raw judge text kept
+    for path in [*run_dir.rglob("*"), tmp_path / "judge.sqlite"]:
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+    # Rescoring from the stored judgements reproduces every figure without a call.
+    assert cli_main(["score", "run", str(run_dir), "-o", str(tmp_path / "rescored")]) == 0
+    rescored, _ = load_results(tmp_path / "rescored")
+    for name, metric in cb.metrics.items():
+        got = rescored.benchmarks["complexbench"].metrics[name].value
+        assert got == pytest.approx(metric.value, nan_ok=True), name
+    # Rejudging the run pays nothing: every judgement comes from the cache, on both judges.
+    assert (
+        cli_main(
+            [
+                "judge",
+                str(run_dir),
+                "--judge-base-url",
+                judge_server.base_url,
+                "--judge-cache",
+                str(tmp_path / "judge.sqlite"),
+                "--no-embedded-judge",
+                "-o",
+                str(tmp_path / "rejudged"),
+            ]
+        )
+        == 0
+    )
+    assert judge_server.calls == 25
+    rejudged, _ = load_results(next((tmp_path / "rejudged").iterdir()))
+    assert rejudged.benchmarks["complexbench"].cost.cache_hits == 25
+    assert rejudged.benchmarks["complexbench"].metrics["drfr"].value == pytest.approx(64.0)
+
+
+def test_english_variant(tmp_path: Path, judge_server: OpenAIServer, fixture_data: Path) -> None:
+    results, run_dir = run(tmp_path, judge_server, "complexbench_en")
+    en = results.benchmarks["complexbench_en"]
+    assert en.metrics["drfr"].value == pytest.approx(64.0)
+    assert en.protocol["language"] == "en"
+    prompts = [b["messages"][-1]["content"] for b in judge_server.bodies]
+    assert all("Write a short piece" in p for p in prompts if "Is the response about spring?" in p)
+    assert not any("回答是否围绕春天的主题" in p for p in prompts)  # English questions only
+    assert {r.item_id for r in read_items(run_dir / "complexbench_en.items.jsonl")} == {
+        f"en/{i}" for i in range(8)
+    }
+
+
+def test_judge_failures_are_counted_not_scored(tmp_path: Path, fixture_data: Path) -> None:
+    with OpenAIServer(reply="no idea") as server:
+        results, _ = run(tmp_path, server, "complexbench")
+    cb = results.benchmarks["complexbench"]
+    assert cb.n_scored == 0 and cb.failures == {"parse_error": 8}
+    assert cb.metrics["drfr"].n == 0
+
+
+@pytest.mark.skipif(not MIRROR_GENERATIONS.is_file(), reason="needs the local data mirror")
+def test_score_an_upstream_generation_file(
+    tmp_path: Path, judge_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``iopo-eval score complexbench --generations`` on upstream's gpt4_1106.jsonl: the fixture's
+    instructions are replaced by the first rows' at test time (the data never enters the repository)."""
+    gens = [json.loads(line) for line in MIRROR_GENERATIONS.read_text(encoding="utf-8").splitlines()[:3]]
+    rows = json.loads(DATA.read_text(encoding="utf-8"))[:3]
+    for row, gen in zip(rows, gens, strict=True):
+        row["instruction"] = gen["instruction"]
+    data = tmp_path / "data_final.json"
+    data.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    monkeypatch.setenv(DATA_ENV, str(data))
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    argv = ["score", "complexbench", "--generations", str(MIRROR_GENERATIONS), "--limit", "3"]
+    argv += ["--judge-base-url", judge_server.base_url, "--judge-cache", str(tmp_path / "c.sqlite")]
+    assert cli_main([*argv, "--no-embedded-judge", "-o", str(tmp_path / "runs")]) == 0
+    results, run_dir = load_results(next((tmp_path / "runs").iterdir()))
+    cb = results.benchmarks["complexbench"]
+    assert cb.n_items == 3 and cb.n_scored == 3 and judge_server.calls == 10
+    assert results.model["name"] == "gpt4_1106"
+    records = {r.item_id: r for r in read_items(run_dir / "complexbench.items.jsonl")}
+    assert [records[str(i)].response for i in range(3)] == [g["generated"] for g in gens]
+    # Without --limit the 1,150 generations do not match the 3-instance data: a clear error.
+    from iopo_eval.data.store import DataError
+
+    with pytest.raises(DataError, match="not in the ComplexBench data"):
+        cli_main(["score", "complexbench", "--generations", str(MIRROR_GENERATIONS), "--no-embedded-judge"])
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_runs_complexbench_with_the_embedded_judge(tmp_path: Path) -> None:
+    """A real ``lm_eval --tasks complexbench --limit 2`` run on SmolLM2-135M judged by the embedded
+    server (both judges): a smoke test of the wiring, not of the verdicts."""
+    from iopo_eval.embedded import ensure_hf_model
+
+    model_dir = ensure_hf_model()
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "IOPO_EVAL_JUDGE_BASE_URL")}
+    env["IOPO_EVAL_JUDGE_CACHE"] = str(tmp_path / "judge.sqlite")
+    env[DATA_ENV] = str(DATA)
+    lm_eval = Path(sys.executable).parent / "lm_eval"
+    cmd = [
+        str(lm_eval), "--model", "hf",
+        "--model_args", f"pretrained={model_dir}",
+        "--tasks", "complexbench", "--limit", "2", "--apply_chat_template",
+        "--gen_kwargs", "max_gen_toks=32",
+        "--output_path", str(tmp_path / "out"), "--log_samples",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "embedded SmolLM2-135M judge" in proc.stderr
+    metrics = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"][
+        "complexbench"
+    ]
+    assert metrics["judge_failures,none"] in (0, 1, 2)
+    if metrics["judge_failures,none"] < 2:
+        assert 0.0 <= metrics["drfr,none"] <= 1.0
+    samples = next((tmp_path / "out").rglob("samples_complexbench_*.jsonl")).read_text().splitlines()
+    assert len(samples) == 2
+    # Instance 0 asks 4 questions and instance 1 asks 3: 7 judgements, each from one of the two judges.
+    assert sum(len(json.loads(s)["filtered_resps"][0]["judgements"]) for s in samples) == 7
