@@ -1,0 +1,218 @@
+"""CFBench end to end through lm-eval: a scripted LM under test, the real loopback judge server.
+
+The scripted LM answers "GOOD" or "BAD" deterministically from the prompt, and the judge gives every
+checkpoint of a GOOD response 1 and of a BAD one 0, so the expected CSR / ISR / PSR are known without
+trusting the scorer. Everything else is real: lm-eval's evaluator and our task YAML, the iopo_judge
+filter, the async client over HTTP, the SQLite cache, the results files. The slow test runs the real
+``lm_eval`` CLI on the embedded SmolLM2 model with the embedded judge.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+
+from iopo_eval.data.cfbench import load_cfbench
+from iopo_eval.judging import JudgeSession
+from iopo_eval.models import ModelSpec
+from iopo_eval.results import load_results, read_items
+from iopo_eval.run import RunOptions, evaluate
+from iopo_eval.testing.openai_server import OpenAIServer
+
+KEY = "sk-cfbench-test-not-secret"
+SEEN: list[dict[str, Any]] = []  # what the scripted LM was asked: chat turns and generation settings
+
+
+def verdict(prompt: str) -> str:
+    return "GOOD" if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3 else "BAD"
+
+
+@register_model("iopo-test-cfbench-scripted")
+class ScriptedLM(LM):
+    """Answers GOOD/BAD from a hash of the user prompt; records the chat it was given."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+
+    @property
+    def tokenizer_name(self) -> str:
+        return "scripted"
+
+    def apply_chat_template(
+        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
+    ) -> str:
+        return json.dumps(chat_history, ensure_ascii=False)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        out = []
+        for req in requests:
+            chat = json.loads(req.args[0])
+            SEEN.append({"chat": chat, "gen": req.args[1]})
+            out.append(f"{verdict(chat[-1]['content'])}: 一个回答")
+        return out
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+        raise NotImplementedError
+
+
+def judge_reply(request: dict[str, Any]) -> str:
+    text = request["messages"][-1]["content"]
+    n = int(re.search(r"恰好包含 (\d+) 项", text).group(1))
+    response = re.search(r"<response-(\w+)>\n(.*?)\n</response-\1>", text, re.S).group(2)
+    score = 1 if response.startswith("GOOD") else 0
+    return json.dumps({"checkpoints": [{"index": i, "score": score} for i in range(1, n + 1)]})
+
+
+def test_cfbench_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    for name in ("IOPO_EVAL_JUDGE", "IOPO_EVAL_JUDGE_BASE_URL", "IOPO_EVAL_JUDGE_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    SEEN.clear()
+    limit = 2
+    with OpenAIServer(reply=judge_reply) as server:
+        session = JudgeSession(
+            base_url=server.base_url,
+            cache_path=tmp_path / "judge.sqlite",
+            allow_embedded=False,
+            progress=False,
+        )
+        with session:
+            results, run_dir = evaluate(
+                ModelSpec("iopo-test-cfbench-scripted", {}, "scripted"),
+                RunOptions(tasks=["cfbench"], output=tmp_path / "runs", limit=limit),
+                session,
+            )
+        assert server.calls == limit
+        assert all(body["model"] == "gpt-4o-2024-05-13" for body in server.bodies)
+
+    items = sorted(load_cfbench(), key=lambda i: i.idx)[:limit]
+    # Upstream's input: the prompt as the only message, no system turn; greedy decoding.
+    assert [s["chat"] for s in SEEN] == [[{"role": "user", "content": i.prompt}] for i in items]
+    assert all(s["gen"]["do_sample"] is False and s["gen"]["max_gen_toks"] == 2048 for s in SEEN)
+
+    good = [verdict(i.prompt) == "GOOD" for i in items]
+    assert 0 < sum(good) < limit  # one of each: a scorer stuck at 0 or 1 cannot pass
+    cf = results.benchmarks["cfbench"]
+    for name in ("csr", "isr", "psr"):
+        assert cf.metrics[name].value == pytest.approx(100 * sum(good) / limit), name
+    for split in ("easy", "hard"):
+        mine = [g for g, i in zip(good, items, strict=True) if i.split == split]
+        if mine:
+            assert cf.metrics[f"{split}/psr"].value == pytest.approx(100 * sum(mine) / len(mine))
+        else:
+            assert cf.metrics[f"{split}/psr"].n == 0
+    assert cf.n_items == limit and cf.n_failed == 0 and cf.cost.calls == limit
+    assert cf.tasks == {"cfbench": 1.0} and cf.judge["name"] == "cfbench-gpt4o" and not cf.smoke_test
+    assert cf.protocol["judge_prompt_version"] == "cfbench_judge_v1"
+
+    records = read_items(run_dir / "cfbench.items.jsonl")
+    assert [r.item_id for r in records] == [i.id for i in items]
+    assert all(r.judge["raw"] and r.extra["parse_state"] == "1" for r in records)
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+    # Rescoring from the stored judgements reproduces every metric without a call.
+    from iopo_eval.cli import main as cli_main
+
+    assert cli_main(["score", "run", str(run_dir), "-o", str(tmp_path / "rescored")]) == 0
+    rescored, _ = load_results(tmp_path / "rescored")
+    for name, metric in cf.metrics.items():
+        assert rescored.benchmarks["cfbench"].metrics[name].value == pytest.approx(
+            metric.value, nan_ok=True
+        ), name
+
+
+def test_judge_failures_are_counted_in_lm_eval_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through lm-eval's own aggregation: a reply that never parses is a judge failure, not a score."""
+    import lm_eval
+
+    from iopo_eval.judging import set_active_session
+    from iopo_eval.run import task_manager
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with OpenAIServer(reply='{"checkpoints": []}') as server:
+        session = JudgeSession(
+            base_url=server.base_url,
+            cache_path=tmp_path / "judge.sqlite",
+            allow_embedded=False,
+            progress=False,
+        )
+        set_active_session(session)
+        try:
+            out = lm_eval.simple_evaluate(
+                model="iopo-test-cfbench-scripted",
+                tasks=["cfbench"],
+                limit=2,
+                apply_chat_template=True,
+                task_manager=task_manager(),
+                bootstrap_iters=0,
+            )
+        finally:
+            set_active_session(None)
+            session.close()
+    metrics = out["results"]["cfbench"]
+    assert metrics["judge_failures,none"] == 2
+    assert metrics["csr,none"] != metrics["csr,none"]  # NaN: nothing was scored
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_runs_cfbench_on_the_embedded_model(tmp_path: Path) -> None:
+    """A real ``lm_eval --tasks cfbench --limit 2``: SmolLM2-135M-Instruct under test, judged by the
+    embedded llama.cpp server with our template and parser. Its verdicts are a smoke test."""
+    from iopo_eval.embedded import ensure_hf_model
+
+    model_dir = ensure_hf_model()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENAI_API_KEY", "IOPO_EVAL_JUDGE_BASE_URL", "IOPO_EVAL_JUDGE")
+    }
+    env["IOPO_EVAL_JUDGE_CACHE"] = str(tmp_path / "judge.sqlite")
+    lm_eval_bin = Path(sys.executable).parent / "lm_eval"
+    cmd = [
+        str(lm_eval_bin), "--model", "hf",
+        "--model_args", f"pretrained={model_dir},dtype=float32",
+        "--tasks", "cfbench", "--limit", "2", "--apply_chat_template",
+        "--gen_kwargs", "max_gen_toks=32",
+        "--output_path", str(tmp_path / "out"), "--log_samples",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "embedded SmolLM2-135M judge" in proc.stderr
+    results_file = next((tmp_path / "out").rglob("results_*.json"))
+    metrics = json.loads(results_file.read_text())["results"]["cfbench"]
+    assert metrics["judge_failures,none"] in (0, 1, 2)
+    if metrics["judge_failures,none"] < 2:
+        for name in ("csr", "isr", "psr"):
+            assert 0.0 <= metrics[f"{name},none"] <= 1.0
+    samples = [
+        json.loads(line)
+        for line in next((tmp_path / "out").rglob("samples_cfbench_*.jsonl")).read_text().splitlines()
+    ]
+    assert len(samples) == 2
+    print(json.dumps(metrics, indent=1))
+    for sample in samples:
+        # lm-eval logs a filtered value that is not a string as its Python repr.
+        judged = ast.literal_eval(sample["filtered_resps"][0])
+        judgement = judged["judgements"][0]
+        assert judgement["judge_model"] and judged["judge"]["smoke_test"] is True
+        if judgement["status"] == "ok":
+            assert len(judgement["scores"]) == len(sample["doc"]["criteria"])
+            assert set(judgement["scores"]) <= {0.0, 1.0}
