@@ -98,6 +98,21 @@ def test_cfbench_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             )
         assert server.calls == limit
         assert all(body["model"] == "gpt-4o-2024-05-13" for body in server.bodies)
+        # Judging the saved responses again with the same judge is served from the cache.
+        from iopo_eval.cli import main as cli_main
+
+        args = [
+            "judge",
+            str(run_dir),
+            "--judge-base-url",
+            server.base_url,
+            "--judge-cache",
+            str(tmp_path / "judge.sqlite"),
+        ]
+        assert cli_main([*args, "--no-embedded-judge", "-o", str(tmp_path / "rejudged")]) == 0
+        assert server.calls == limit
+    rejudged, _ = load_results(next((tmp_path / "rejudged").iterdir()))
+    assert rejudged.benchmarks["cfbench"].cost.cache_hits == limit
 
     items = sorted(load_cfbench(), key=lambda i: i.idx)[:limit]
     # Upstream's input: the prompt as the only message, no system turn; greedy decoding.
@@ -127,8 +142,6 @@ def test_cfbench_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             assert KEY.encode() not in path.read_bytes(), path
 
     # Rescoring from the stored judgements reproduces every metric without a call.
-    from iopo_eval.cli import main as cli_main
-
     assert cli_main(["score", "run", str(run_dir), "-o", str(tmp_path / "rescored")]) == 0
     rescored, _ = load_results(tmp_path / "rescored")
     for name, metric in cf.metrics.items():
