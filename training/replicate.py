@@ -288,7 +288,7 @@ def replicate(args: argparse.Namespace) -> Path:
     sft = timed("train sft", _train_stage, "sft", base, data, out / "sft", seeds[0], args, len(quads))
     checkpoints: dict[str, Path] = {"base": base, "sft": sft}
     for seed in seeds:
-        tag = "" if len(seeds) == 1 else f"@{seed}"
+        tag = f"@{seed}"
         for method in ("dpo", "iopo"):
             checkpoints[method + tag] = timed(
                 f"train {method}{tag}",

@@ -134,3 +134,26 @@ def test_builders_refuse_evaluation_data(tmp_path, monkeypatch) -> None:
     with pytest.raises(EvaluationDataError, match="evaluation prompt"):
         build_from_trace_rows(copy, tmp_path / "o.jsonl", settings)
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_replication_report_table_and_paired_comparisons() -> None:
+    from iopo_eval.training.replicate import report
+
+    def result(heldout: list[list[bool]], ifeval: list[list[bool]]) -> dict:
+        rows = [{"set": "heldout", "followed": f} for f in heldout] + [
+            {"set": "ifeval", "followed": f} for f in ifeval
+        ]
+        return {"rows": rows}
+
+    results = {
+        "sft": result([[True, False], [False, False], [True, True], [False, True]], [[True], [False]]),
+        "dpo@0": result([[True, True], [False, False], [True, True], [False, True]], [[True], [False]]),
+        "iopo@0": result([[True, True], [True, True], [True, True], [False, True]], [[True], [True]]),
+    }
+    text, blob = report(results, {"seed": 0})
+    assert blob["table"]["iopo@0"]["heldout/instruction"]["value"] == 0.75
+    assert blob["table"]["sft"]["heldout/constraint"]["value"] == 0.5
+    cmp = {(c["candidate"], c["baseline"], c["metric"]): c for c in blob["comparisons"]}
+    iopo_dpo = cmp[("iopo@0", "dpo@0", "heldout/instruction")]
+    assert iopo_dpo["delta"] == 0.25 and iopo_dpo["discordant"] == [0, 1]
+    assert "| iopo@0 | 75.0 [" in text
