@@ -10,6 +10,7 @@ The expected DRFR (16 of 25 questions) is computed by hand in tests/scoring/test
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -256,4 +257,7 @@ def test_lm_eval_cli_runs_complexbench_with_the_embedded_judge(tmp_path: Path) -
     samples = next((tmp_path / "out").rglob("samples_complexbench_*.jsonl")).read_text().splitlines()
     assert len(samples) == 2
     # Instance 0 asks 4 questions and instance 1 asks 3: 7 judgements, each from one of the two judges.
-    assert sum(len(json.loads(s)["filtered_resps"][0]["judgements"]) for s in samples) == 7
+    # lm-eval writes the filtered value as its Python repr (str of the dict).
+    judged = [ast.literal_eval(json.loads(s)["filtered_resps"][0]) for s in samples]
+    assert sum(len(j["judgements"]) for j in judged) == 7
+    assert all(set(j["extra_judges"]) == {"complexbench_extract"} for j in judged)
