@@ -7,15 +7,22 @@ failures go to a separate log table for diagnosis. Nothing about the endpoint or
 
 WAL mode lets readers proceed while one writer commits; ``busy_timeout`` makes concurrent writers wait
 instead of failing; every write is its own short transaction so a killed run keeps what it finished.
+
+Leases keep two processes from paying for the same judgement at once: before a call the engine claims the
+item's key (``claim``); another process that finds a live lease waits for the answer instead of asking
+too. A lease names its owner (host, pid, a random token) and expires unless renewed, and a lease whose
+owner process on this host is gone counts as expired at once, so a killed run never blocks the next one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +63,38 @@ CREATE TABLE IF NOT EXISTS failures (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failures_key ON failures (key);
+CREATE TABLE IF NOT EXISTS leases (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS leases_owner ON leases (owner);
 """
+_HOST = socket.gethostname()
+
+
+def new_lease_owner() -> str:
+    """A lease owner id: this host and process, and a token unique to the judging run."""
+    return f"{_HOST}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when the owner ran on this host and its process is gone (or a zombie); an owner on
+    another host is presumed alive until its lease expires."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.split("/", 1)[0]
+    if host != _HOST or not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child not yet reaped by its parent still answers kill(pid, 0)
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 class JudgeCacheError(RuntimeError):
@@ -242,6 +280,7 @@ class JudgeCache:
                 f"INSERT OR IGNORE INTO judgements ({_COLUMNS}) VALUES ({','.join('?' * len(values))})",
                 values,
             )
+            self._conn.execute("DELETE FROM leases WHERE key = ?", (record.key,))
 
     def log_failure(
         self, key: str, judge_model: str, error_kind: str, error: str | None, raw: str | None, attempts: int
@@ -252,6 +291,63 @@ class JudgeCache:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, judge_model, error_kind, error, raw, attempts, time.time()),
             )
+
+    # --- leases --------------------------------------------------------------------------------------
+    def claim(self, key: str, owner: str, ttl_s: float) -> tuple[str, CachedJudgement | None]:
+        """Take the lease on ``key`` before paying for it. Returns ``("done", record)`` when the judgement
+        is already stored, ``("busy", None)`` while another live owner holds an unexpired lease, else
+        ``("claimed", None)``: the caller may call the judge and must ``put`` or ``release`` after."""
+        now = time.time()
+        with self._write():
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM judgements WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                return "done", _row_to_record(row)
+            held = self._conn.execute("SELECT owner, expires_at FROM leases WHERE key = ?", (key,)).fetchone()
+            if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
+                return "busy", None
+            self._conn.execute(
+                "INSERT OR REPLACE INTO leases (key, owner, expires_at) VALUES (?, ?, ?)",
+                (key, owner, now + ttl_s),
+            )
+        return "claimed", None
+
+    def held_elsewhere(self, keys: Iterable[str], owner: str) -> set[str]:
+        """The keys among ``keys`` on which another live owner holds an unexpired lease."""
+        wanted = list(dict.fromkeys(keys))
+        now = time.time()
+        held: set[str] = set()
+        with self._lock:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, owner FROM leases WHERE expires_at > ? AND owner != ? AND key IN ({marks})",
+                    (now, owner, *chunk),
+                ).fetchall()
+                held.update(key for key, who in rows if owner_alive(who))
+        return held
+
+    def renew(self, owner: str, ttl_s: float) -> None:
+        """Push back the expiry of every lease ``owner`` holds (its calls are still running)."""
+        with self._write():
+            self._conn.execute(
+                "UPDATE leases SET expires_at = ? WHERE owner = ?", (time.time() + ttl_s, owner)
+            )
+
+    def release(self, key: str | None, owner: str) -> None:
+        """Give up ``owner``'s lease on ``key`` (on every key it holds when ``key`` is None)."""
+        with self._write():
+            if key is None:
+                self._conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+            else:
+                self._conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def leases(self) -> list[tuple[str, str, float]]:
+        """(key, owner, expires_at) of every lease, for diagnosis and tests."""
+        with self._lock:
+            return [
+                tuple(r) for r in self._conn.execute("SELECT key, owner, expires_at FROM leases").fetchall()
+            ]
 
     def close(self) -> None:
         with self._lock:

@@ -9,6 +9,13 @@ call's worst-case cost (estimated prompt tokens plus ``max_tokens`` of completio
 if what was spent plus what is reserved for calls in flight plus this reservation stays within the cap.
 Once a call does not fit, no new call starts; the items left are ``skipped`` with error kind
 ``budget_exhausted`` and are asked on the next run (cache hits cost nothing, so a rerun resumes).
+
+Paying once: every parsed judgement is committed to the cache the moment it arrives, so a run killed at
+any point loses at most the calls in flight. Before each call the engine claims a lease on the item in
+the cache (``JudgeCache.claim``); when another live process is judging the same item, this one does the
+rest of its work first and then waits for that answer (re-checking every ``LEASE_POLL_S``) instead of
+paying for it again. Leases are renewed while calls run and expire ``LEASE_TTL_S`` after their owner
+stops renewing them (at once when the owner was a process on this host that has died).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from iopo_eval.judges import estimate
-from iopo_eval.judges.cache import CachedJudgement, JudgeCache
+from iopo_eval.judges.cache import CachedJudgement, JudgeCache, new_lease_owner
 from iopo_eval.judges.client import JudgeAttempts, JudgeClient
 from iopo_eval.judges.config import JudgeConfig
 from iopo_eval.judges.parse import get_parser
@@ -38,6 +45,8 @@ from iopo_eval.judges.types import JudgeOutcome, JudgeRequest, Usage
 log = logging.getLogger(__name__)
 
 RESPONSE_FIELD = "response"  # the template field holding the judged model's response
+LEASE_TTL_S = 60.0  # a lease not renewed for this long is free for another process
+LEASE_POLL_S = 0.25  # how often items leased by another process are checked again
 
 
 @dataclass
@@ -328,11 +337,35 @@ async def _call_pending(
         disable=not progress,
     )
 
+    owner = new_lease_owner()
+    deferred: list[tuple[str, list[int]]] = []  # items another live process is judging right now
+    next_check = 0.0
+
+    def share(key: str, outcome: JudgeOutcome) -> None:
+        indices = pending[key]
+        outcomes[indices[0]] = outcome
+        for index in indices[1:]:
+            item = items[index]
+            assert item is not None
+            # A duplicate of an earlier request shares its answer; the call was paid once.
+            outcomes[index] = dataclasses.replace(
+                outcome, key=item.request.key, usage=Usage(), cost_usd=0.0, attempts=0, cached=True
+            )
+        bar.update(len(indices))
+
+    def finish_cached(key: str, record: CachedJudgement) -> None:
+        """Judged meanwhile by another process: its answer, at no cost to this run."""
+        first = items[pending[key][0]]
+        assert first is not None
+        run.cache_hits += 1
+        share(key, _from_cache(first, record))
+
     def finish(key: str, result: JudgeAttempts) -> None:
         first = items[pending[key][0]]
         assert first is not None
         outcome = _from_attempts(first, result, config)
         if result.status == "ok" and result.parsed is not None:
+            # Committed before anything else happens: a kill after this line loses nothing paid for.
             store.put(
                 CachedJudgement(
                     key=key,
@@ -353,51 +386,102 @@ async def _call_pending(
                     created_at=time.time(),
                 )
             )
-        elif result.status == "failed":
-            store.log_failure(
-                key, config.model, result.error_kind or "unknown", result.error, result.raw, result.attempts
-            )
+        else:
+            if result.status == "failed":
+                store.log_failure(
+                    key,
+                    config.model,
+                    result.error_kind or "unknown",
+                    result.error,
+                    result.raw,
+                    result.attempts,
+                )
+            store.release(key, owner)
         run.prompt_tokens += result.usage.prompt_tokens
         run.completion_tokens += result.usage.completion_tokens
         run.usd += result.cost_usd
-        indices = pending[key]
-        outcomes[indices[0]] = outcome
-        for index in indices[1:]:
-            item = items[index]
-            assert item is not None
-            # A duplicate of an earlier request shares its answer; the call was paid once.
-            outcomes[index] = dataclasses.replace(
-                outcome, key=item.request.key, usage=Usage(), cost_usd=0.0, attempts=0, cached=True
-            )
-        bar.update(len(pending[key]))
+        share(key, outcome)
 
-    async def worker() -> None:
-        while queue:
-            key, indices = queue.pop()
-            item = items[indices[0]]
-            assert item is not None
-            if budget.exhausted:
-                result = JudgeAttempts(
+    def recheck() -> None:
+        """Items leased elsewhere: take the answers that arrived, queue the ones whose lease ended."""
+        keys = [key for key, _ in deferred]
+        done = store.get_many(keys)
+        held = store.held_elsewhere([k for k in keys if k not in done], owner)
+        still = []
+        for key, indices in deferred:
+            if key in done:
+                finish_cached(key, done[key])
+            elif key in held:
+                still.append((key, indices))
+            else:
+                queue.append((key, indices))
+        deferred[:] = still
+
+    async def ask(key: str, indices: list[int]) -> None:
+        item = items[indices[0]]
+        assert item is not None
+        if budget.exhausted:
+            finish(
+                key,
+                JudgeAttempts(
                     status="skipped",
                     error_kind="budget_exhausted",
                     error="not asked: the budget cap was reached",
-                )
-            else:
-                result = await client.judge(
-                    item.rendered.text,
-                    item.request.n_expected,
-                    parser,
-                    gate=budget.gate,
-                    settle=budget.settle,
-                )
-            finish(key, result)
+                ),
+            )
+            return
+        state, record = store.claim(key, owner, LEASE_TTL_S)
+        if state == "done":
+            assert record is not None
+            finish_cached(key, record)
+            return
+        if state == "busy":
+            deferred.append((key, indices))
+            return
+        try:
+            result = await client.judge(
+                item.rendered.text,
+                item.request.n_expected,
+                parser,
+                gate=budget.gate,
+                settle=budget.settle,
+            )
+        except BaseException:
+            store.release(key, owner)
+            raise
+        finish(key, result)
 
+    async def worker() -> None:
+        nonlocal next_check
+        while queue or deferred:
+            if queue:
+                await ask(*queue.pop())
+                continue
+            await asyncio.sleep(LEASE_POLL_S)
+            if not queue and deferred and time.monotonic() >= next_check:
+                next_check = time.monotonic() + LEASE_POLL_S
+                recheck()
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(LEASE_TTL_S / 3)
+            store.renew(owner, LEASE_TTL_S)
+
+    beat = asyncio.ensure_future(heartbeat())
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(width, len(queue)))]
     try:
-        await asyncio.gather(*(worker() for _ in range(min(width, len(queue)))))
+        await asyncio.gather(*workers)
     finally:
+        # On an error in one worker, stop the others here (not later, after the cache is closed).
+        for task in (*workers, beat):
+            task.cancel()
+        await asyncio.gather(*workers, beat, return_exceptions=True)
         bar.close()
         run.calls = client.calls
-        await client.aclose()
+        try:
+            store.release(None, owner)
+        finally:
+            await client.aclose()
 
 
 def judge_batch(

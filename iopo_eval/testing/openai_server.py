@@ -7,6 +7,8 @@ handles hundreds of concurrent clients. What it answers is scripted:
 - ``latency_s``: a fixed delay before every answer;
 - ``script(*faults)``: faults for the next calls, one per call in arrival order (429 with Retry-After,
   500, 503, a long sleep, a malformed JSON body, a connection cut in the middle of the body ...);
+- ``faults``: a function of the request JSON consulted for every call that has no scripted fault (for
+  faults at a random rate, see ``iopo_eval.testing.faults.RandomFaults``);
 - counters: ``calls``, ``bodies`` (the request JSON), ``arrivals`` (monotonic times), ``headers`` (names in lower case),
   ``max_in_flight`` (the most calls answered at once).
 
@@ -35,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ReplyFn = Callable[[dict[str, Any]], str]
+FaultFn = Callable[[dict[str, Any]], "Fault | None"]
 UsageFn = Callable[[dict[str, Any], str], tuple[int, int]]
 
 
@@ -42,7 +45,7 @@ UsageFn = Callable[[dict[str, Any], str], tuple[int, int]]
 class Fault:
     """What to do instead of (or before) a normal answer for one call."""
 
-    kind: str  # "status" | "sleep" | "malformed" | "cut" | "text"
+    kind: str  # "status" | "sleep" | "malformed" | "not_json" | "cut" | "text" | "echo_auth"
     status: int = 200
     retry_after: str | None = None
     seconds: float = 0.0
@@ -72,6 +75,16 @@ class Fault:
     @classmethod
     def malformed_json(cls) -> Fault:
         return cls("malformed")
+
+    @classmethod
+    def not_json(cls) -> Fault:
+        """A 200 whose body is not JSON at all (a proxy's HTML error page)."""
+        return cls("not_json")
+
+    @classmethod
+    def echo_auth(cls, status: int = 401) -> Fault:
+        """An error whose message repeats the Authorization header it received (as some proxies do)."""
+        return cls("echo_auth", status=status)
 
     @classmethod
     def cut_body(cls) -> Fault:
@@ -138,18 +151,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, f"bad request body: {exc}")
             return
         owner = self.server.owner
-        fault = owner._arrive(request, {k.lower(): v for k, v in self.headers.items()})
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        fault = owner._arrive(request, headers)
         try:
-            self._answer(request, fault)
+            self._answer(request, fault, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (a timeout); nothing left to do
         finally:
             owner._leave()
 
-    def _answer(self, request: dict[str, Any], fault: Fault | None) -> None:
+    def _answer(self, request: dict[str, Any], fault: Fault | None, headers: dict[str, str]) -> None:
         owner = self.server.owner
         if owner.latency_s > 0:
             time.sleep(owner.latency_s)
+        if fault is not None and fault.kind == "echo_auth":
+            self._error(fault.status, f"Incorrect API key provided: {headers.get('authorization', '')}")
+            return
+        if fault is not None and fault.kind == "not_json":
+            page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+            return
         if fault is not None and fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
             self._error(fault.status, f"scripted HTTP {fault.status}", headers)
@@ -197,6 +222,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: OpenAIServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that dies or times out mid-request (the crash and fault tests do it on purpose) is
+        # not a server error worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
 
 class OpenAIServer:
     def __init__(
@@ -205,12 +237,14 @@ class OpenAIServer:
         *,
         latency_s: float = 0.0,
         usage: UsageFn | tuple[int, int] | None = None,
+        faults: FaultFn | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.reply = reply
         self.latency_s = latency_s
         self._usage = usage
+        self.faults = faults
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self.calls = 0
@@ -245,7 +279,9 @@ class OpenAIServer:
             self.headers.append(headers)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            return self._faults.popleft() if self._faults else None
+            if self._faults:
+                return self._faults.popleft()
+        return self.faults(request) if self.faults is not None else None
 
     def _leave(self) -> None:
         with self._lock:

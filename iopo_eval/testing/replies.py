@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -36,11 +37,27 @@ def trace_scores(score: float = 10, overall: float | None = None) -> Callable[[d
     return reply
 
 
+def hashed_scores(request: dict[str, Any]) -> str:
+    """A deterministic judge whose scores vary by item: each constraint's score comes from a hash of the
+    prompt and the constraint's index (10 about 60% of the time, else a whole or half point below 10).
+    Two runs over the same prompts get the same answers, whatever the order of the calls."""
+    n = expected_count(request)
+    prompt = "".join(str(m.get("content", "")) for m in request.get("messages", []))
+    entries = []
+    for i in range(1, n + 1):
+        digest = int(hashlib.sha256(f"{i}:{prompt}".encode("utf-8", "surrogatepass")).hexdigest(), 16)
+        score = 10.0 if digest % 10 < 6 else (digest // 10 % 20) / 2
+        entries.append({"index": i, "reason": f"constraint {i} checked", "score": score})
+    overall = min(e["score"] for e in entries)
+    return json.dumps({"constraints": entries, "overall": overall})
+
+
 def echo(request: dict[str, Any]) -> str:
     return str(request["messages"][-1]["content"])
 
 
 REPLIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "trace_all_tens": trace_scores(10),
+    "hashed_scores": hashed_scores,
     "echo": echo,
 }
