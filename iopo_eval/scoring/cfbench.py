@@ -39,7 +39,7 @@ from iopo_eval.results import (
     write_items,
     write_results,
 )
-from iopo_eval.scoring.judged import JudgedBenchmark, register_benchmark
+from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
 
 BENCHMARK = "cfbench"
 TASK = "cfbench"
@@ -169,10 +169,13 @@ def item_record(
     item: CFBenchItem, response: str, outcome: JudgeOutcome, raw_response: str | None = None
 ) -> ItemRecord:
     """The record of an item judged by our judge: a parsed judgement is always a strict parse."""
-    ok = outcome.status == "ok" and outcome.scores is not None
+    scores = effective_scores(outcome, len(item.criteria))
+    ok = scores is not None
     extra: dict[str, Any] = {"checkpoints": _checkpoint_rows(item)}
     if ok:
         extra["parse_state"] = STRICT
+    if outcome.error_kind == "empty_response":
+        extra["empty_response"] = True
     if raw_response is not None and raw_response != response:
         extra["raw_response"] = raw_response
     return ItemRecord(
@@ -180,7 +183,7 @@ def item_record(
         task=TASK,
         item_id=item.id,
         status="ok" if ok else ("not_judged" if outcome.status == "skipped" else "judge_failed"),
-        values=item_values(item, outcome.scores or [], STRICT) if ok else {},
+        values=item_values(item, scores, STRICT) if scores is not None else {},
         groups=_groups(item),
         response=response,
         judge=outcome.to_json(),

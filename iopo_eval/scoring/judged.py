@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from iopo_eval.judges.types import JudgeRequest
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 
 BUILTIN = ("iopo_eval.scoring.trace", "iopo_eval.scoring.cfbench", "iopo_eval.scoring.complexbench")
 
@@ -41,3 +41,17 @@ def get_benchmark(name: str) -> JudgedBenchmark:
         return _BENCHMARKS[name]
     except KeyError:
         raise KeyError(f"no judged benchmark {name!r}; known: {', '.join(sorted(_BENCHMARKS))}") from None
+
+
+def effective_scores(outcome: JudgeOutcome, n_expected: int) -> list[float] | None:
+    """The scores an item is rated on, or None when it has no rating (a judge failure, not judged).
+
+    An empty model response is a failure of the model, not of the judge: the engine does not ask the
+    judge, and the item scores 0 on every constraint here (recorded as ``empty_response``), so a model
+    cannot raise its rates by answering nothing.
+    """
+    if outcome.status == "ok" and outcome.scores is not None:
+        return list(outcome.scores)
+    if outcome.error_kind == "empty_response":
+        return [0.0] * n_expected
+    return None

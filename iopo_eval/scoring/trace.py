@@ -19,7 +19,7 @@ from iopo_eval.results import (
     compute_metrics,
     count_failures,
 )
-from iopo_eval.scoring.judged import JudgedBenchmark, register_benchmark
+from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
 
 SCORING_VERSION = "trace-scoring-1"
 FULL_MARKS = 10.0
@@ -31,6 +31,7 @@ METRICS = [
     MetricSpec("constraint_pass", "Constraints at 10"),
     MetricSpec("mean_score", "Mean constraint score (0-10)", scale=1.0),
     MetricSpec("mean_overall", "Mean overall score (0-10)", scale=1.0),
+    MetricSpec("empty_response", "Empty responses (rated 0)", higher_is_better=False),
 ]
 BREAKDOWN_PREFIXES = ("category/", "dimension/", "version/", "n_constraints/")
 
@@ -60,12 +61,15 @@ def judge_request(item: TraceItem, response: str) -> JudgeRequest:
     )
 
 
-def item_values(item: TraceItem, scores: Sequence[float], overall: float | None) -> dict[str, Any]:
-    """Metric contributions of one successfully judged item."""
+def item_values(
+    item: TraceItem, scores: Sequence[float], overall: float | None, empty: bool = False
+) -> dict[str, Any]:
+    """Metric contributions of one rated item (``empty``: the model answered nothing, rated 0)."""
     passed = [s >= FULL_MARKS for s in scores]
     followed = float(all(passed))
     values: dict[str, Any] = {
         "if_s" if item.subset == "single" else "if_m": followed,
+        "empty_response": float(empty),
         "if_all": followed,
         "constraint_pass": [float(sum(passed)), float(len(passed))],
         "mean_score": [float(sum(scores)), float(len(scores))],
@@ -90,7 +94,9 @@ def item_values(item: TraceItem, scores: Sequence[float], overall: float | None)
 def item_record(
     item: TraceItem, response: str, outcome: JudgeOutcome, raw_response: str | None = None
 ) -> ItemRecord:
-    ok = outcome.status == "ok" and outcome.scores is not None
+    scores = effective_scores(outcome, len(item.constraints_splits))
+    ok = scores is not None
+    empty = outcome.error_kind == "empty_response"
     groups = {
         "subset": item.subset,
         "version": item.category,
@@ -103,12 +109,14 @@ def item_record(
     }
     if raw_response is not None and raw_response != response:
         extra["raw_response"] = raw_response
+    if empty:
+        extra["empty_response"] = True
     return ItemRecord(
         benchmark="trace",
         task=task_for(item),
         item_id=item.id,
         status="ok" if ok else ("not_judged" if outcome.status == "skipped" else "judge_failed"),
-        values=item_values(item, outcome.scores or [], outcome.overall) if ok else {},
+        values={} if scores is None else item_values(item, scores, outcome.overall, empty),
         groups=groups,
         response=response,
         judge=outcome.to_json(),

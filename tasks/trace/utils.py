@@ -15,7 +15,7 @@ import datasets
 import iopo_eval.lm_eval_filter  # noqa: F401  (registers the iopo_judge filter)
 from iopo_eval.data.trace import load_trace, parse_row
 from iopo_eval.judges.types import JudgeOutcome
-from iopo_eval.scoring.trace import item_values, lm_eval_doc
+from iopo_eval.scoring.trace import item_record, lm_eval_doc
 
 
 def loader(**kwargs: Any) -> datasets.DatasetDict:
@@ -35,9 +35,9 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     if not isinstance(judged, dict) or "judgements" not in judged:
         raise TypeError("TRACE documents must pass through the iopo_judge filter before scoring")
     item = parse_row(doc, f"trace doc {doc.get('id')!r}")
-    outcome = JudgeOutcome.from_json(judged["judgements"][0])
-    failed = outcome.status != "ok" or outcome.scores is None
-    values = {} if failed else item_values(item, outcome.scores or [], outcome.overall)
+    record = item_record(item, judged["response"], JudgeOutcome.from_json(judged["judgements"][0]))
+    failed = record.status != "ok"
+    values = record.values
     rate_key = "if_s" if item.subset == "single" else "if_m"
     mean_score = values.get("mean_score")
     return {

@@ -103,3 +103,14 @@ def test_results_round_trip(tmp_path: Path, items: dict[str, TraceItem]) -> None
     assert loaded.smoke_test
     assert loaded.benchmarks["trace"].metrics["if_s"].value == 100.0
     assert read_items(run_dir / result.items_file)[0].values == rec.values
+
+
+def test_an_empty_response_is_rated_zero_not_dropped(items: dict[str, TraceItem]) -> None:
+    single, other = _pick(items, 1, 2)
+    empty = JudgeOutcome(key=single.id, status="failed", error_kind="empty_response", error="empty")
+    records = [item_record(single, "", empty), item_record(other, "answer", ok(other.id, [10], 10))]
+    result = benchmark_result(records, task_versions={}, protocol={}, judge=None, smoke_test=False)
+    assert records[0].status == "ok" and records[0].extra["empty_response"] is True
+    assert result.metrics["if_s"].value == pytest.approx(50.0)  # not 100: silence cannot raise the rate
+    assert result.metrics["empty_response"].value == pytest.approx(50.0)
+    assert result.failures == {}
