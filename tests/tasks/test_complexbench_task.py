@@ -261,3 +261,41 @@ def test_lm_eval_cli_runs_complexbench_with_the_embedded_judge(tmp_path: Path) -
     judged = [ast.literal_eval(json.loads(s)["filtered_resps"][0]) for s in samples]
     assert sum(len(j["judgements"]) for j in judged) == 7
     assert all(set(j["extra_judges"]) == {"complexbench_extract"} for j in judged)
+
+
+def test_each_judge_is_configured_under_its_own_name(
+    tmp_path: Path, judge_server: OpenAIServer, fixture_data: Path
+) -> None:
+    """``--judge complexbench_extract=CFG`` changes the extractor only; yes/no questions keep theirs."""
+    from iopo_eval.judges.config import CONFIGS_DIR
+
+    text = (CONFIGS_DIR / "complexbench-extract-gpt4-1106.yaml").read_text(encoding="utf-8")
+    custom = tmp_path / "my-extractor.yaml"
+    custom.write_text(
+        text.replace("name: complexbench-extract-gpt4-1106", "name: my-extractor")
+        .replace("model: gpt-4-1106-preview", "model: extractor-model")
+        .replace(
+            "template: complexbench_extract_v1.txt",
+            f"template: {CONFIGS_DIR.parent / 'templates'}/complexbench_extract_v1.txt",
+        ),
+        encoding="utf-8",
+    )
+    session = JudgeSession(
+        config_name=f"complexbench_extract={custom}",
+        base_url=judge_server.base_url,
+        cache_path=tmp_path / "judge.sqlite",
+        allow_embedded=False,
+        progress=False,
+    )
+    with session:
+        results, _ = evaluate(
+            ModelSpec("iopo-test-complexbench", {}, "scripted"),
+            RunOptions(tasks=["complexbench"], output=tmp_path / "runs"),
+            session,
+        )
+    models = {("Extraction mode:" in b["messages"][-1]["content"], b["model"]) for b in judge_server.bodies}
+    assert models == {(True, "extractor-model"), (False, "gpt-4-1106-preview")}
+    cb = results.benchmarks["complexbench"]
+    assert cb.protocol["extract_judge"]["name"] == "my-extractor"
+    assert cb.judge["name"] == "complexbench-gpt4-1106"
+    assert cb.metrics["drfr"].value == pytest.approx(64.0)
