@@ -47,6 +47,7 @@ TASK_OF_BENCHMARK = {bench: task for task, (bench, _lang) in TASKS.items()}
 METRICS = [
     MetricSpec("drfr", "DRFR", headline=True),
     MetricSpec("all_pass", "Instructions with every question passed"),
+    MetricSpec("empty_response", "Empty responses (every question failed)", higher_is_better=False),
 ]
 BREAKDOWN_PREFIXES = (
     "category/",
@@ -192,15 +193,26 @@ def item_record(
         raise ValueError(
             f"ComplexBench main_id {instance.main_id}: {len(outcomes)} judgements for {n} scoring questions"
         )
-    bad = [o for o in outcomes if o.status != "ok"]
+    # An empty response is the model's failure, not the judge's: the engine asks no judge, and every
+    # question is answered "no" here (recorded as empty_response), as for TRACE and CFBench.
+    empty = all(o.error_kind == "empty_response" for o in outcomes)
+    bad = [] if empty else [o for o in outcomes if o.status != "ok"]
     values: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"empty_response": True} if empty else {}
     if not bad:
-        judge, detail = question_verdicts(instance, response, outcomes)
+        if empty:
+            judge = {q.point_id: False for q in instance.scoring_questions}
+            detail = [
+                {"point_id": q.point_id, "dep": list(q.dep), "rule": q.rule, "judge": False}
+                for q in instance.scoring_questions
+            ]
+        else:
+            judge, detail = question_verdicts(instance, response, outcomes)
         rely = judge_rely(instance, judge)
         for entry in detail:
             entry["rely"] = rely[entry["point_id"]]
         values = item_values(instance, rely)
+        values["empty_response"] = float(empty)
         extra["questions"] = detail
     if raw_response is not None and raw_response != response:
         extra["raw_response"] = raw_response

@@ -407,3 +407,16 @@ def test_generation_file_rows_are_validated(tmp_path: Path) -> None:
     path.write_text('{"main_id": 0, "model": "m", "instruction": "i"}\n')
     with pytest.raises(DataError, match=re.escape("line 1 (main_id 0): missing field 'generated'")):
         load_generations(path)
+
+
+def test_an_empty_response_fails_every_question_and_is_counted() -> None:
+    inst = load_instances(DATA)[0]
+    empty = [JudgeOutcome(key=f"0#{i}", status="failed", error_kind="empty_response") for i in range(4)]
+    rec = cb.item_record(inst, "zh", "complexbench", "", empty)
+    assert rec.status == "ok" and rec.extra["empty_response"] is True
+    assert rec.values["drfr"] == [0.0, 4.0] and rec.values["empty_response"] == 1.0
+    records = scored_records()
+    records[0] = rec
+    result = cb.result_for(records, {"complexbench": 1.0}, None, bootstrap_iters=10)
+    assert metric(result, "drfr") == pytest.approx(100 * 12 / 25)  # instance 0's 4 passes are lost
+    assert metric(result, "empty_response") == pytest.approx(100 / 8)
