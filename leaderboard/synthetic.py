@@ -117,7 +117,7 @@ PREFIXES: dict[str, tuple[str, ...]] = {
     "trace": ("category/", "dimension/", "version/"),
     "ifeval": ("type/",),
     "cfbench": ("easy/", "hard/", "type/"),
-    "complexbench": ("category/", "task_type/", "dimension/", "composition/", "coherent/"),
+    "complexbench": ("group/", "category/", "task_type/", "dimension/", "composition/", "coherent/"),
 }
 TASKS: dict[str, dict[str, str]] = {
     "trace": {"trace_ifs": "1.0", "trace_ifm": "1.0"},
@@ -378,7 +378,7 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
             values["drfr"] = [float(ok.sum()), float(k)]
             values[f"task_type/{task_type}"] = [float(ok.sum()), float(k)]
             values[f"composition/{composition}"] = [float(ok.sum()), float(k)]
-            for key, labels in (("category", cats), ("dimension", dims)):
+            for key, labels in (("group", cats), ("dimension", dims)):
                 for lab in set(labels):
                     sel = np.array([x == lab for x in labels])
                     values[f"{key}/{lab}"] = [float(ok[sel].sum()), float(sel.sum())]

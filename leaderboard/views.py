@@ -159,7 +159,9 @@ CHART_GROUPS: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {
         ("Constraint satisfaction by constraint type", ("type/",), True),
     ],
     "complexbench": [
-        ("DRFR by constraint category", ("category/",), True),
+        ("DRFR by constraint group", ("group/",), True),
+        ("DRFR by instruction category", ("category/", "category_family/"), True),
+        ("DRFR by nested composition", ("nested/",), True),
         ("DRFR by task type", ("task_type/",), True),
         ("DRFR by dimension", ("dimension/",), True),
         ("DRFR by composition", ("composition/",), False),
