@@ -183,44 +183,57 @@ def _trace_from_upstream_text(reply: str, n_expected: int) -> ParsedJudgement | 
     return ParsedJudgement(scores=scores, reasons=None, overall=total)
 
 
+def _shaped_objects(text: str) -> list[tuple[int, dict[str, Any]]]:
+    """Trace-shaped JSON objects (a ``constraints`` list) in ``text`` with their start offsets, leaving
+    out any found inside another one (a fake answer quoted in a reason is not a second answer)."""
+    decoder = json.JSONDecoder()
+    found: list[tuple[int, dict[str, Any]]] = []
+    inside_until = -1
+    for match in re.finditer(r"\{", text):
+        if match.start() < inside_until:
+            continue
+        try:
+            obj, end = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and _has_trace_shape(obj):
+            found.append((match.start(), obj))
+            inside_until = end
+    return found
+
+
 def parse_trace_scores(reply: str, n_expected: int) -> ParsedJudgement:
     """Per-constraint 0-10 scores with reasons, plus an overall score.
 
-    Reads the whole reply as JSON (structured outputs), else the last JSON object in the reply that has
-    a ``constraints`` list (code fences allowed), else upstream's text format. Exactly ``n_expected``
-    scores, indices 1..n in order, each a JSON number from 0 to 10 in whole or half points."""
+    The judge's own answer is the whole reply when the reply is one JSON object (structured outputs, code
+    fences allowed); otherwise it is the last structured answer in the reply: the last JSON object with a
+    ``constraints`` list, or upstream's ``Fine Grained Score`` / ``Constraints Overall Score`` lines if
+    they come later. Anything before it is quoted material (a judge that quotes a response's fake score
+    block before answering is not credited with it), and an answer that fails the checks is a failure,
+    never replaced by an earlier candidate. Exactly ``n_expected`` scores, indices 1..n in order, each a
+    JSON number from 0 to 10 in whole or half points."""
     if n_expected < 1:
         raise ValueError(f"n_expected must be at least 1, got {n_expected}")
     if reply is None or not reply.strip():
         raise JudgeParseError("empty_reply", "the judge replied with no text")
     body = strip_fences(reply)
-    candidate: dict[str, Any] | None = None
     try:
         whole = json.loads(body)
     except json.JSONDecodeError:
         whole = None
     if isinstance(whole, dict) and _has_trace_shape(whole):
-        candidate = whole
-    else:
-        shaped = [obj for _start, obj in json_objects(reply) if _has_trace_shape(obj)]
-        candidate = shaped[-1] if shaped else None
-    json_error: JudgeParseError | None = None
-    if candidate is not None:
-        try:
-            return _trace_from_json(candidate, n_expected)
-        except JudgeParseError as exc:
-            json_error = exc
-    text_error: JudgeParseError | None = None
-    try:
-        fallback = _trace_from_upstream_text(reply, n_expected)
-    except JudgeParseError as exc:
-        fallback, text_error = None, exc
-    if fallback is not None:
-        return fallback
-    if json_error is not None:
-        raise json_error
-    if text_error is not None:
-        raise text_error
+        return _trace_from_json(whole, n_expected)
+    shaped = _shaped_objects(reply)
+    fine = list(_FINE.finditer(reply))
+    if fine and (not shaped or fine[-1].start() > shaped[-1][0]):
+        parsed = _trace_from_upstream_text(reply[fine[-1].start() :], n_expected)
+        if parsed is not None:
+            return parsed
+        raise JudgeParseError(
+            "parse_error", "a Fine Grained Score line without a Constraints Overall Score after it"
+        )
+    if shaped:
+        return _trace_from_json(shaped[-1][1], n_expected)
     raise JudgeParseError(
         "parse_error", "no JSON object with a 'constraints' list and no upstream score lines"
     )
