@@ -268,6 +268,13 @@ class JudgeClient:
             )
         return client.post("/chat/completions", body=body, cast_to=bytes)  # older openai releases
 
+    def redact(self, text: str) -> str:
+        """``text`` with the API key replaced, for anything that is kept (error messages, raw replies)."""
+        key = self.config.api_key()
+        if key and len(key) >= 8 and key in text:
+            return text.replace(key, "[redacted API key]")
+        return text
+
     def backoff(self, retry_number: int, retry_after: float | None) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
         if retry_after is not None:
@@ -303,7 +310,7 @@ class JudgeClient:
             except CallError as err:
                 if settle is not None:
                     settle(estimated, 0.0)  # a failed call is not billed by OpenAI
-                result.error_kind, result.error = err.error_kind, str(err)
+                result.error_kind, result.error = err.error_kind, self.redact(str(err))
                 if not err.retryable or attempt > cfg.max_retries:
                     return result
                 wait = self.backoff(attempt, err.retry_after)
@@ -317,11 +324,12 @@ class JudgeClient:
             result.usage.completion_tokens += completion.usage.completion_tokens
             result.cost_usd += cost
             result.latency_s += completion.latency_s
-            result.raw = completion.text
+            # A proxy or a judge may echo the key (error pages, quoted headers): nothing stored carries it.
+            result.raw = self.redact(completion.text)
             try:
-                result.parsed = parser.parse(completion.text, n_expected)
+                result.parsed = parser.parse(result.raw, n_expected)
             except JudgeParseError as err:
-                result.error_kind, result.error = err.error_kind, str(err)
+                result.error_kind, result.error = err.error_kind, self.redact(str(err))
                 log.debug("judge reply rejected (%s: %s); attempt %d", err.error_kind, err, attempt)
                 continue
             result.status, result.error_kind, result.error = "ok", None, None
