@@ -8,7 +8,6 @@ Each filtered response becomes a JSON-able dict that the task's ``process_result
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from lm_eval.api.registry import register_filter
 
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.judging import JudgeSession, active_session
+from iopo_eval.results import json_line
 from iopo_eval.scoring.judged import JudgedBenchmark, get_benchmark
 from iopo_eval.text import strip_reasoning
 
@@ -85,7 +85,7 @@ def save_generations(path: Path, docs: list[dict[str, Any]], responses: list[str
     with path.open("a", encoding="utf-8") as fh:
         for doc, response in zip(docs, responses, strict=True):
             doc_id = doc.get("id", doc.get("key", doc.get("idx", doc.get("main_id"))))
-            fh.write(json.dumps({"id": doc_id, "response": response}, ensure_ascii=False) + "\n")
+            fh.write(json_line({"id": doc_id, "response": response}))
 
 
 @register_filter("iopo_judge")

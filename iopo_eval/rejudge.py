@@ -74,7 +74,7 @@ def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
             if task not in task_bench:
                 log.info("skipping %s: task %s is not a judged iopo-eval task", f, task)
                 continue
-            for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            for lineno, line in enumerate(_read_lines(f), 1):
                 if not line.strip():
                     continue
                 try:
@@ -86,7 +86,7 @@ def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
                 found[(task_bench[task], task, doc_id)] = raw
         elif f.name.endswith(".generations.jsonl"):
             bench = f.name.split(".", 1)[0]
-            for lineno, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            for lineno, line in enumerate(_read_lines(f), 1):
                 if not line.strip():
                     continue
                 try:
@@ -95,12 +95,28 @@ def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
                     raise ResultsError(
                         f"{f} line {lineno}: not JSON ({exc}); the file may be truncated"
                     ) from exc
+                if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("response"), str):
+                    raise ResultsError(f'{f} line {lineno}: expected {{"id": ..., "response": "text"}}')
                 found[(bench, "", str(row["id"]))] = row["response"]
         else:
             raise ResultsError(f"{f}: not an lm-eval samples file, iopo-eval run folder or generations file")
     if not found:
         raise ResultsError(f"no responses found in {', '.join(map(str, paths))}")
     return found, model
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a responses file. Bytes that are not UTF-8 are kept as escapes (surrogateescape) and
+    the file is named in a warning: the judge sees U+FFFD there, the items file keeps the escapes."""
+    data = path.read_bytes()
+    # Split on newlines only: str.splitlines() also splits on U+2028 / U+0085, which JSON leaves raw
+    # inside strings (a response holding one would look like a truncated line).
+    try:
+        return data.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        log.warning("%s line %d: not valid UTF-8; undecodable bytes are kept as escapes", path, line)
+        return data.decode("utf-8", errors="surrogateescape").split("\n")
 
 
 def judge_and_score(

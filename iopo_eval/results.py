@@ -250,8 +250,20 @@ def write_items(path: Path, items: Iterable[ItemRecord]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for item in items:
-            fh.write(json.dumps(item.to_json(), ensure_ascii=False) + "\n")
+            fh.write(json_line(item.to_json()))
     os.replace(tmp, path)
+
+
+def json_line(obj: Any) -> str:
+    """One JSONL line, readable UTF-8. Text with lone surrogates (bytes that were not valid UTF-8,
+    decoded with ``errors="surrogateescape"``) cannot be written as UTF-8: that line escapes its
+    non-ASCII characters instead, which round-trips exactly through ``json.loads``."""
+    line = json.dumps(obj, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(obj, ensure_ascii=True)
+    return line + "\n"
 
 
 def read_items(path: Path) -> list[ItemRecord]:

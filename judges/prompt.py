@@ -19,6 +19,9 @@ from typing import Any
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 RESERVED = ("nonce", "n_expected")
+# Lone UTF-16 surrogates (text decoded with errors="surrogateescape", or JSON \u escapes of them) cannot be
+# encoded as UTF-8 for the request body or the cache key; the judge sees U+FFFD in their place.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _OWN_NUMBER = re.compile(r"\s*(\d+)\s*[.、．)](?!\d)\s*")
 
 
@@ -100,7 +103,7 @@ def render(
     rendered: dict[str, str] = {}
     truncated: dict[str, int] = {}
     for name in names:
-        text = format_field(name, fields[name])
+        text = _SURROGATE.sub("\ufffd", format_field(name, fields[name]))
         limit = limits.get(name)
         if limit is not None and len(text) > limit:
             truncated[name] = len(text)

@@ -4,7 +4,6 @@ a judge config file with short waits aimed at a loopback server, and the `iopo-e
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import yaml
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.trace import TraceItem, load_trace
 from iopo_eval.judges.config import CONFIGS_DIR, TEMPLATES_DIR
-from iopo_eval.results import ItemRecord, RunResults, load_results, read_items
+from iopo_eval.results import ItemRecord, RunResults, json_line, load_results, read_items
 
 KEY_ENV = "IOPO_RELIABILITY_JUDGE_KEY"
 CANARY = "sk-canary-5e1d0c9b8a7f6e5d4c3b2a19"
@@ -39,7 +38,7 @@ def write_generations(
     with path.open("w", encoding="utf-8") as fh:
         for item in items:
             text = (responses or {}).get(item.id, synthetic_response(item))
-            fh.write(json.dumps({"id": item.id, "response": text}, ensure_ascii=False) + "\n")
+            fh.write(json_line({"id": item.id, "response": text}))  # as the lm-eval filter saves them
     return folder
 
 
