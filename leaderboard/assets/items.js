@@ -67,6 +67,13 @@
     var j = item.judge;
     if (!j) { td.textContent = "\u2013"; return td; }
     if (j.error_kind || j.error) td.appendChild(el("div", "error", (j.error_kind || "error") + (j.error ? ": " + j.error : "")));
+    // Fields cut to the judge config's limit before judging: the judge saw only the start of them.
+    var cut = Object.keys(j.truncated || {});
+    if (cut.length) {
+      td.appendChild(el("div", "truncated", "truncated for the judge: " + cut.map(function (k) {
+        return k + " (" + j.truncated[k] + " characters)";
+      }).join(", ")));
+    }
     var constraints = (item.extra && item.extra.constraints) || [];
     var scores = j.scores || [];
     var reasons = j.reasons || [];
