@@ -24,7 +24,7 @@ demo: install
 
 test: install-dev
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
