@@ -1,5 +1,6 @@
 """Peak memory and time per example of one training step: SFT, our DPO, TRL's DPOTrainer, naive IOPO and
-memory-lean IOPO (2 and 1 sequences per backward), on the same random-weight model and the same tokens.
+memory-lean IOPO (2 and 1 sequences per backward; lean1 recomputes the weights with a no-grad forward,
+lean1_acc accumulates signed gradients instead), on the same random-weight model and the same tokens.
 
     python benchmarks/train_step.py                               # CPU, small Qwen2-shaped model
     python benchmarks/train_step.py --device cuda --shape qwen2-0.5b --prompt-len 1024 --response-len 1024
@@ -25,8 +26,16 @@ import subprocess
 import sys
 import time
 
-METHODS = ("sft", "dpo", "trl_dpo", "iopo_naive", "iopo_lean2", "iopo_lean1")
-SEQUENCES = {"sft": 1, "dpo": 2, "trl_dpo": 2, "iopo_naive": 4, "iopo_lean2": 4, "iopo_lean1": 4}
+METHODS = ("sft", "dpo", "trl_dpo", "iopo_naive", "iopo_lean2", "iopo_lean1", "iopo_lean1_acc")
+SEQUENCES = {
+    "sft": 1,
+    "dpo": 2,
+    "trl_dpo": 2,
+    "iopo_naive": 4,
+    "iopo_lean2": 4,
+    "iopo_lean1": 4,
+    "iopo_lean1_acc": 4,
+}
 
 
 def _rss_mib() -> float:
@@ -134,10 +143,11 @@ def child(args: argparse.Namespace) -> dict[str, float | str]:
                 {"sequences": [(d["x1"], d["y1"]), (d["x1"], d["y2"])], "ref_logps": [0.0, 0.0]} for d in data
             ]
         else:
-            spb = {"iopo_naive": None, "iopo_lean2": 2, "iopo_lean1": 1}[method]
+            spb = {"iopo_naive": None, "iopo_lean2": 2, "iopo_lean1": 1, "iopo_lean1_acc": 1}[method]
             cfg = IOPOConfig(
                 precompute_ref_log_probs=True, ref_cache_dir=os.path.join(args.tmp, "ref"),
                 sequences_per_backward=spb, **common,
+                lean_strategy="accumulate" if method == "iopo_lean1_acc" else "recompute",
             )  # fmt: skip
             trainer = IOPOTrainer(model, cfg, dummy, tok, callbacks=[Timer()])
             rows = [
@@ -244,6 +254,10 @@ def main() -> int:
         f"  lean1 IOPO time / naive IOPO time   {ratio('iopo_lean1', 'iopo_naive', 's_per_example')}  (<= 1.5)"
     )
     print(f"  lean2 IOPO time / naive IOPO time   {ratio('iopo_lean2', 'iopo_naive', 's_per_example')}")
+    print(
+        f"  lean1_acc IOPO time / naive time    {ratio('iopo_lean1_acc', 'iopo_naive', 's_per_example')}  (<= 1.1)"
+    )
+    print(f"  lean1_acc IOPO peak / our DPO peak  {ratio('iopo_lean1_acc', 'dpo', mem_key)}")
     print(f"  our DPO time / TRL DPO time         {ratio('dpo', 'trl_dpo', 's_per_example')}  (<= 1.1)")
     print(f"  our DPO peak / TRL DPO peak         {ratio('dpo', 'trl_dpo', mem_key)}")
     return 0

@@ -73,3 +73,21 @@ class PreferenceConfig(BaseTrainConfig):
             "group's forward/backward adds its exact share of the gradient (less memory, some more time)."
         },
     )
+    lean_strategy: str = field(
+        default="auto",
+        metadata={
+            "help": "How a lean step (sequences_per_backward=1) gets the loss weights. recompute: a batched "
+            "no-grad forward first (one extra forward; any batch size, DDP). accumulate: no extra forward — "
+            "IOPO/DPO weights are c·(±1) per sequence with one scalar c per example, so each example's signed "
+            "gradients are accumulated first and scaled by c once its log-probs are known (costs one buffer "
+            "of the trainable parameters' size while gradients accumulate; single process; not with "
+            "pref_ftx). auto: accumulate with LoRA-sized trainable parameters (<= 5%), else recompute."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.lean_strategy not in ("auto", "recompute", "accumulate"):
+            raise ValueError(
+                f"lean_strategy must be auto, recompute or accumulate, got {self.lean_strategy!r}"
+            )

@@ -27,7 +27,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from iopo_eval.training import reference as ref_lib
 from iopo_eval.training.base_config import BaseTrainConfig, PreferenceConfig
-from iopo_eval.training.collator import SequenceCollator, select_sequences, tokenize_example
+from iopo_eval.training.collator import SequenceCollator, select_rows, select_sequences, tokenize_example
 from iopo_eval.training.data import Example, fingerprint
 from iopo_eval.training.logprobs import install_logprob_forward, sequence_logps
 from iopo_eval.training.losses import LossOutput
@@ -204,12 +204,76 @@ class SequenceLossTrainer(Trainer):
         out = self.sequence_loss(self._by_example(logps), reference, self._by_example(counts))
         self._record(out)
         loss = out.losses.mean()
-        self._metrics["loss_unscaled"].append(loss.item())
         return (loss, {"losses": out.losses}) if return_outputs else loss
 
     def _lean(self) -> int | None:
         spb = getattr(self.args, "sequences_per_backward", None)
         return spb if spb is not None and spb < self.n_sequences else None
+
+    def gradient_signs(self) -> torch.Tensor | None:
+        """s with ∂L/∂ℓ_bk = c_b·s_k for one scalar c_b per example, if the loss has that form."""
+        return None
+
+    def _lean_strategy(self, model: nn.Module) -> str:
+        choice = getattr(self.args, "lean_strategy", "recompute")
+        possible = (
+            self._lean() == 1
+            and self.gradient_signs() is not None
+            and self.accelerator.num_processes == 1
+            and self.accelerator.distributed_type != DistributedType.DEEPSPEED
+        )
+        if choice == "accumulate":
+            if not possible:
+                raise ValueError(
+                    "lean_strategy=accumulate needs sequences_per_backward=1, one process, and a loss whose "
+                    "weights are c·(±1) per example (IOPO without pref_ftx, DPO)"
+                )
+            return choice
+        if choice == "auto" and possible:
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            total = sum(p.numel() for p in model.parameters())
+            return "accumulate" if trainable <= 0.05 * total else "recompute"
+        return "recompute"
+
+    def _accumulate_step(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Exact lean step without an extra forward (see ``lean_strategy``): for each example, run each
+        sequence forward/backward on s_k·ℓ_k into fresh gradients, then scale them by c_b and add them to
+        what was accumulated before."""
+        signs = self.gradient_signs()
+        assert signs is not None
+        params = [p for p in model.parameters() if p.requires_grad]
+        n_ex = inputs["input_ids"].shape[0] // self.n_sequences
+        reference = self.reference_logps_of(inputs) if self.needs_reference else None
+        scale = 1.0 / (self.current_gradient_accumulation_steps * n_ex)
+        losses = []
+        for b in range(n_ex):
+            stash = [p.grad for p in params]
+            for p in params:
+                p.grad = None
+            logps, counts = [], []
+            for k in range(self.n_sequences):
+                row = select_rows(inputs, [k * n_ex + b])
+                with self.compute_loss_context_manager():
+                    lp, cnt = sequence_logps(model, row["input_ids"], row["attention_mask"], row["labels"])
+                self.accelerator.backward(lp.sum() * float(signs[k]) * scale)
+                logps.append(lp.detach())
+                counts.append(cnt)
+            ref_b = reference[b : b + 1] if reference is not None else None
+            weights, loss = self.loss_weights(torch.cat(logps)[None], ref_b, torch.cat(counts)[None])
+            c = weights[0, 0] / signs[0]
+            if not torch.allclose(weights[0], c * signs.to(weights), rtol=1e-4, atol=1e-12):
+                raise RuntimeError(
+                    f"{self.method}: loss weights {weights[0].tolist()} are not c·{signs.tolist()}"
+                )
+            for p, old in zip(params, stash, strict=True):
+                if p.grad is None:
+                    p.grad = old
+                    continue
+                p.grad.mul_(c.to(p.grad.dtype))
+                if old is not None:
+                    p.grad.add_(old)
+            losses.append(loss.detach())
+        return torch.stack(losses).mean() / self.current_gradient_accumulation_steps
 
     def training_step(
         self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
@@ -223,6 +287,8 @@ class SequenceLossTrainer(Trainer):
             )
         model.train()
         inputs = self._prepare_inputs(inputs)
+        if self._lean_strategy(model) == "accumulate":
+            return self._accumulate_step(model, inputs)
         n_ex = inputs["input_ids"].shape[0] // self.n_sequences
         reference = self.reference_logps_of(inputs) if self.needs_reference else None
         with torch.no_grad(), self.compute_loss_context_manager():
@@ -256,13 +322,12 @@ class SequenceLossTrainer(Trainer):
             loss = out.losses.mean()
             (weights,) = torch.autograd.grad(loss, leaf)
         self._record(out)
-        self._metrics["loss_unscaled"].append(loss.item())
         return weights, loss
 
     # ---- logging and output ----------------------------------------------------------------------------
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics and "loss" in logs:
-            logs.update({k: sum(v) / len(v) for k, v in self._metrics.items() if v and k != "loss_unscaled"})
+            logs.update({k: sum(v) / len(v) for k, v in self._metrics.items() if v})
             self._metrics.clear()
         super().log(logs, start_time)
 

@@ -144,3 +144,10 @@ def select_sequences(
     mask = batch["attention_mask"][rows]
     width = int(mask.sum(dim=1).max().item())
     return {k: batch[k][rows, :width] for k in ("input_ids", "attention_mask", "labels")}
+
+
+def select_rows(batch: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:
+    """The given rows, with padding columns that all of them share cut."""
+    index = torch.tensor(rows, device=batch["input_ids"].device)
+    width = int(batch["attention_mask"][index].sum(dim=1).max().item())
+    return {k: batch[k][index, :width] for k in ("input_ids", "attention_mask", "labels")}

@@ -28,3 +28,6 @@ class DPOTrainer(SequenceLossTrainer):
     ) -> LossOutput:
         assert reference is not None
         return dpo_loss(policy, reference, self.args.beta, self.args.label_smoothing)
+
+    def gradient_signs(self) -> torch.Tensor | None:
+        return torch.tensor([1.0, -1.0])  # ∂L/∂ℓ = c·(+1, −1) per pair

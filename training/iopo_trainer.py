@@ -31,3 +31,7 @@ class IOPOTrainer(SequenceLossTrainer):
             counts,
             sft_weight=self.args.pref_ftx,
         )
+
+    def gradient_signs(self) -> torch.Tensor | None:
+        # ∂L/∂ℓ = c·(+1, −1, +1, −1) per example, c = −β·[(1−ε)·σ(−βz) − ε·σ(βz)]; the SFT term breaks the form
+        return None if self.args.pref_ftx else torch.tensor([1.0, -1.0, 1.0, -1.0])
