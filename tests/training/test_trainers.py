@@ -58,7 +58,9 @@ def test_lean_gradient_equals_all_at_once(
             # accumulate scales by c after the backward instead of before it; Qwen2's RMSNorm runs in float32
             # even in a float64 model, so that reordering shows at float32 precision there
             atol = 1e-12 if strategy == "recompute" else 1e-5 * a.abs().max().item()
-            torch.testing.assert_close(b, a, rtol=1e-9, atol=atol, msg=lambda m: f"{spb} {strategy}: {m}")
+            torch.testing.assert_close(
+                b, a, rtol=1e-9, atol=atol, msg=lambda m, s=spb, k=strategy: f"{s} {k}: {m}"
+            )
     assert any(g.abs().sum() > 0 for g in naive)
 
 
