@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         d_mean = None if mean is None or base_mean is None else mean - base_mean
 
         def fmt(x: float | None, spec: str) -> str:
-            return "–" if x is None else format(x, spec)
+            width = int(spec.lstrip("+").split(".")[0])
+            return "–".rjust(width) if x is None else format(x, spec)
 
         print(
             f"{name:<30} {fmt(rate, '7.1f')} {fmt(d_rate, '+7.1f')} {fmt(mean, '6.2f')} {fmt(d_mean, '+7.2f')} "
@@ -150,9 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         row(name, by_variant[name])
         hostile.extend(by_variant[name])
     print("-" * 70)
-    d_rate, _ = row("all attacks", hostile)
+    d_rate, d_mean = row("all attacks", hostile)
     print(
-        f"pass-rate change, hostile vs clean: {'–' if d_rate is None else f'{d_rate:+.1f}'} percentage points"
+        f"pass-rate change, hostile vs clean: {'–' if d_rate is None else f'{d_rate:+.1f}'} percentage points; "
+        f"mean constraint score change: {'–' if d_mean is None else f'{d_mean:+.2f}'}"
     )
     return 0
 
