@@ -90,14 +90,15 @@ def install_logprob_forward(model: nn.Module, chunk_size: int = 1024) -> nn.Modu
     if getattr(lm, _MARK, None) is not None:
         setattr(lm, _MARK, chunk_size)
         return model
-    original = lm.forward
+    # Kept on the instance (not in a closure) so that copy.deepcopy rebinds it to the copy.
+    lm._iopo_original_forward = lm.forward
     setattr(lm, _MARK, chunk_size)
 
     def forward(
         self: nn.Module, *args: Any, logprob_labels: torch.Tensor | None = None, **kwargs: Any
     ) -> Any:
         if logprob_labels is None:
-            return original(*args, **kwargs)
+            return self._iopo_original_forward(*args, **kwargs)
         for unused in ("labels", "return_dict", "output_attentions", "output_hidden_states"):
             kwargs.pop(unused, None)
         kwargs["use_cache"] = False

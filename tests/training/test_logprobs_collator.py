@@ -26,8 +26,19 @@ def test_chunked_logps_match_full_softmax_and_gradients(tokenizer, model, quads)
     grads_chunked = torch.autograd.grad(got.sum(), list(model.parameters()))
     for a, b in zip(grads_full, grads_chunked, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
-    # generation path untouched
+    # generation path untouched, also on a deep copy (the frozen-reference path), which uses its own weights
     assert model(input_ids=batch["input_ids"][:1]).logits.shape[-1] == len(tokenizer)
+    import copy
+
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+    assert not torch.allclose(
+        twin(input_ids=batch["input_ids"][:1]).logits, model(input_ids=batch["input_ids"][:1]).logits
+    )
+    twin_logps, _ = sequence_logps(twin, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert not torch.allclose(twin_logps, got)
 
 
 def test_collator_is_sequence_major_with_masked_prompts(tokenizer, quads) -> None:
