@@ -232,6 +232,32 @@ def compute_metrics(
     return out
 
 
+def cost_of(outcomes: Iterable[dict[str, Any]]) -> Cost:
+    """What a run paid for its judgements: the outcome dicts of the judge engine.
+
+    Cache hits cost this run nothing; judgements made elsewhere (an upstream judged file) carry no
+    call accounting (no ``cache_key``) and are not counted.
+    """
+    cost = Cost()
+    for o in outcomes:
+        if not o or "cache_key" not in o:
+            continue
+        if o.get("cached"):
+            cost.cache_hits += 1
+            continue
+        cost.calls += int(o.get("attempts", 0))
+        usage = o.get("usage") or {}
+        cost.prompt_tokens += int(usage.get("prompt_tokens", 0))
+        cost.completion_tokens += int(usage.get("completion_tokens", 0))
+        cost.usd += float(o.get("cost_usd", 0.0))
+    return cost
+
+
+def mean_response_chars(items: Iterable[ItemRecord]) -> float | None:
+    lengths = [len(item.response) for item in items]
+    return sum(lengths) / len(lengths) if lengths else None
+
+
 def count_failures(items: Iterable[ItemRecord]) -> dict[str, int]:
     """Failures by reason: the judge's error kind for judge failures, else the item's status."""
     counter: Counter[str] = Counter()

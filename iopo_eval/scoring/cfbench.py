@@ -28,12 +28,13 @@ from iopo_eval.judges.parse_cfbench import FAILED, FALLBACK, STRICT, parse_upstr
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,
-    Cost,
     ItemRecord,
     MetricSpec,
     RunResults,
     compute_metrics,
+    cost_of,
     count_failures,
+    mean_response_chars,
     new_run_id,
     now_iso,
     write_items,
@@ -201,22 +202,6 @@ register_benchmark(JudgedBenchmark(name=BENCHMARK, default_judge=DEFAULT_JUDGE, 
 # ---------------------------------------------------------------- results
 
 
-def cost_of(outcomes: Sequence[dict[str, Any]]) -> Cost:
-    cost = Cost()
-    for o in outcomes:
-        if not o or "cache_key" not in o:  # upstream-judged records carry no call accounting
-            continue
-        if o.get("cached"):
-            cost.cache_hits += 1
-            continue
-        cost.calls += int(o.get("attempts", 0))
-        usage = o.get("usage") or {}
-        cost.prompt_tokens += int(usage.get("prompt_tokens", 0))
-        cost.completion_tokens += int(usage.get("completion_tokens", 0))
-        cost.usd += float(o.get("cost_usd", 0.0))
-    return cost
-
-
 def protocol(judge: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     from iopo_eval.data.registry import get_file
 
@@ -242,7 +227,6 @@ def benchmark_result(
     extra_failures: dict[str, int] | None = None,
     bootstrap_iters: int = 1000,
 ) -> BenchmarkResult:
-    lengths = [len(r.response) for r in records]
     failures = count_failures(records)
     for reason, count in (extra_failures or {}).items():
         failures[reason] = failures.get(reason, 0) + count
@@ -259,7 +243,7 @@ def benchmark_result(
         judge=judge,
         smoke_test=bool((judge or {}).get("smoke_test")),
         items_file=ITEMS_FILE,
-        mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
+        mean_response_chars=mean_response_chars(records),
     )
 
 

@@ -30,11 +30,18 @@ from iopo_eval.data.complexbench import (
 from iopo_eval.data.store import DataError, sha256_of
 from iopo_eval.judges.parse_complexbench import decode_extraction
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
-from iopo_eval.results import BenchmarkResult, ItemRecord, MetricSpec, compute_metrics, count_failures
+from iopo_eval.results import (
+    BenchmarkResult,
+    ItemRecord,
+    MetricSpec,
+    compute_metrics,
+    cost_of,
+    count_failures,
+    mean_response_chars,
+)
 from iopo_eval.scoring.complexbench_aggregation import coherent_metrics, item_values, judge_rely
 from iopo_eval.scoring.complexbench_rules import check_rule, parse_rule
 from iopo_eval.scoring.judged import JudgedBenchmark, register_benchmark
-from iopo_eval.scoring.trace import cost_of
 
 SCORING_VERSION = "complexbench-scoring-1"
 DEFAULT_JUDGE = "complexbench-gpt4-1106"
@@ -266,7 +273,6 @@ def result_for(
 ) -> BenchmarkResult:
     metrics = compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters)
     metrics.update(coherent_metrics(records))
-    lengths = [len(r.response) for r in records]
     protocol = {
         "scoring_version": SCORING_VERSION,
         "language": TASKS[TASK_OF_BENCHMARK[benchmark]][1],
@@ -292,7 +298,7 @@ def result_for(
         judge=judge,
         smoke_test=bool((judge or {}).get("smoke_test") or (extract_judge or {}).get("smoke_test")),
         items_file=f"{benchmark}.items.jsonl",
-        mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
+        mean_response_chars=mean_response_chars(records),
     )
 
 

@@ -39,6 +39,7 @@ from iopo_eval.results import (
     RunResults,
     compute_metrics,
     count_failures,
+    mean_response_chars,
     new_run_id,
     now_iso,
     write_items,
@@ -312,7 +313,6 @@ def benchmark_result(
     bootstrap_iters: int = 1000,
 ) -> BenchmarkResult:
     """Aggregate records. n_items / failures let a partial responses file say what it left out."""
-    lengths = [len(r.response) for r in records]
     all_failures = count_failures(records)
     for reason, count in (failures or {}).items():
         all_failures[reason] = all_failures.get(reason, 0) + count
@@ -329,7 +329,7 @@ def benchmark_result(
         judge=None,
         smoke_test=False,
         items_file=items_file,
-        mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
+        mean_response_chars=mean_response_chars(records),
     )
 
 

@@ -13,11 +13,12 @@ from iopo_eval.data.trace import TraceItem, classify, load_trace, parse_row
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,
-    Cost,
     ItemRecord,
     MetricSpec,
     compute_metrics,
+    cost_of,
     count_failures,
+    mean_response_chars,
 )
 from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
 
@@ -124,23 +125,6 @@ def item_record(
     )
 
 
-def cost_of(outcomes: Sequence[dict[str, Any]]) -> Cost:
-    cost = Cost()
-    for o in outcomes:
-        if not o:
-            continue
-        if o.get("cached"):
-            cost.cache_hits += 1
-        elif o.get("attempts", 0) > 0:
-            cost.calls += int(o.get("attempts", 0))
-        usage = o.get("usage") or {}
-        if not o.get("cached"):
-            cost.prompt_tokens += int(usage.get("prompt_tokens", 0))
-            cost.completion_tokens += int(usage.get("completion_tokens", 0))
-            cost.usd += float(o.get("cost_usd", 0.0))
-    return cost
-
-
 def benchmark_result(
     records: list[ItemRecord],
     *,
@@ -152,7 +136,6 @@ def benchmark_result(
     bootstrap_iters: int = 1000,
 ) -> BenchmarkResult:
     metrics = compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters)
-    lengths = [len(r.response) for r in records]
     return BenchmarkResult(
         benchmark="trace",
         tasks=task_versions,
@@ -166,7 +149,7 @@ def benchmark_result(
         judge=judge,
         smoke_test=smoke_test,
         items_file=items_file,
-        mean_response_chars=(sum(lengths) / len(lengths)) if lengths else None,
+        mean_response_chars=mean_response_chars(records),
     )
 
 
@@ -195,7 +178,9 @@ def from_samples(
     return records, result_for(records, task_versions, judge)
 
 
-def result_for(records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None) -> BenchmarkResult:
+def result_for(
+    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None
+) -> BenchmarkResult:
     from iopo_eval.data.registry import get_file
 
     protocol = {
@@ -227,7 +212,10 @@ def docs_by_id(mirror: str | None = None) -> dict[str, tuple[str, dict[str, Any]
 
 
 def rescore(
-    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None, mirror: str | None = None
+    records: list[ItemRecord],
+    task_versions: dict[str, Any],
+    judge: dict[str, Any] | None,
+    mirror: str | None = None,
 ) -> tuple[list[ItemRecord], BenchmarkResult]:
     """Recompute every value from the stored judgements (no judge calls), with the current scoring code."""
     docs = docs_by_id(mirror)
