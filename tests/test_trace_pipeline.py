@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
 
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.trace import load_trace
@@ -25,6 +23,7 @@ from iopo_eval.models import ModelSpec
 from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
+from iopo_eval.testing.scripted_lm import register_scripted_lm, user_turn
 
 CANARY = "sk-canary-7f3e9a1b2c4d"
 
@@ -33,35 +32,7 @@ def verdict(prompt: str) -> str:
     return "GOOD" if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3 else "BAD"
 
 
-@register_model("iopo-test-scripted")
-class ScriptedLM(LM):
-    """Answers GOOD/BAD from a hash of the user prompt (a scripted model: no real one is needed here)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-
-    @property
-    def tokenizer_name(self) -> str:
-        return "scripted"
-
-    def apply_chat_template(
-        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str:
-        return json.dumps(chat_history, ensure_ascii=False)
-
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        out = []
-        for req in requests:
-            chat = json.loads(req.args[0])
-            user = next(m["content"] for m in chat if m["role"] == "user")
-            out.append(f"{verdict(user)}: a response")
-        return out
-
-    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
+register_scripted_lm("iopo-test-scripted", lambda chat, gen: f"{verdict(user_turn(chat))}: a response")
 
 
 def judge_reply(request: dict[str, Any]) -> str:
@@ -141,7 +112,7 @@ def test_trace_end_to_end(
     )
     assert code == 0
     assert judge_server.calls == 2 * limit
-    rejudged, rejudged_dir = load_results(next((tmp_path / "rejudged").iterdir()))
+    rejudged, _ = load_results(next((tmp_path / "rejudged").iterdir()))
     assert rejudged.benchmarks["trace"].cost.cache_hits == 2 * limit
     assert rejudged.benchmarks["trace"].metrics["if_m"].value == pytest.approx(if_m)
 

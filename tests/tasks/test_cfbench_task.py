@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
 
 from iopo_eval.data.cfbench import load_cfbench
 from iopo_eval.judging import JudgeSession
@@ -29,44 +27,18 @@ from iopo_eval.models import ModelSpec
 from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
+from iopo_eval.testing.scripted_lm import register_scripted_lm
 
 KEY = "sk-cfbench-test-not-secret"
-SEEN: list[dict[str, Any]] = []  # what the scripted LM was asked: chat turns and generation settings
 
 
 def verdict(prompt: str) -> str:
     return "GOOD" if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3 else "BAD"
 
 
-@register_model("iopo-test-cfbench-scripted")
-class ScriptedLM(LM):
-    """Answers GOOD/BAD from a hash of the user prompt; records the chat it was given."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-
-    @property
-    def tokenizer_name(self) -> str:
-        return "scripted"
-
-    def apply_chat_template(
-        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str:
-        return json.dumps(chat_history, ensure_ascii=False)
-
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        out = []
-        for req in requests:
-            chat = json.loads(req.args[0])
-            SEEN.append({"chat": chat, "gen": req.args[1]})
-            out.append(f"{verdict(chat[-1]['content'])}: 一个回答")
-        return out
-
-    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
+SEEN = register_scripted_lm(
+    "iopo-test-cfbench-scripted", lambda chat, gen: f"{verdict(chat[-1]['content'])}: 一个回答"
+).seen  # what the scripted LM was asked: chat turns and generation settings
 
 
 def judge_reply(request: dict[str, Any]) -> str:

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval.api.model import LM
-from lm_eval.api.registry import register_model
 
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.complexbench import DATA_ENV
@@ -30,6 +28,7 @@ from iopo_eval.models import ModelSpec
 from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
+from iopo_eval.testing.scripted_lm import register_scripted_lm, user_turn
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench"
 DATA = FIXTURES / "data_final.json"
@@ -52,34 +51,7 @@ ZH_QUESTION = {
 }
 
 
-@register_model("iopo-test-complexbench")
-class ScriptedLM(LM):
-    """Answers every fixture instruction with its scripted response (no real model needed here)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__()
-
-    @property
-    def tokenizer_name(self) -> str:
-        return "scripted"
-
-    def apply_chat_template(
-        self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True
-    ) -> str:
-        return json.dumps(chat_history, ensure_ascii=False)
-
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        out = []
-        for req in requests:
-            user = next(m["content"] for m in json.loads(req.args[0]) if m["role"] == "user")
-            out.append(RESPONSE_OF[user])
-        return out
-
-    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
-
-    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
-        raise NotImplementedError
+register_scripted_lm("iopo-test-complexbench", lambda chat, gen: RESPONSE_OF[user_turn(chat)])
 
 
 def judge_reply(request: dict[str, Any]) -> str:
