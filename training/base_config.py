@@ -61,6 +61,10 @@ class PreferenceConfig(BaseTrainConfig):
             "the data, the tokenisation and the reference weights; otherwise compute them on the fly."
         },
     )
+    precompute_ref_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Examples per batch when precomputing (default: per_device_train_batch_size)."},
+    )
     ref_cache_dir: str | None = field(
         default=None,
         metadata={"help": "Where precomputed reference log-probs are cached (default: iopo-eval cache)."},

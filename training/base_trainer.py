@@ -169,7 +169,7 @@ class SequenceLossTrainer(Trainer):
         """[N, n] reference log-probs of the whole training set, in dataset order."""
         loader = DataLoader(
             self.train_dataset,  # type: ignore[arg-type]
-            batch_size=self.args.per_device_eval_batch_size,
+            batch_size=self.args.precompute_ref_batch_size or self.args.per_device_train_batch_size,
             collate_fn=self.data_collator,
             shuffle=False,
         )

@@ -88,7 +88,7 @@ def test_accumulate_adds_to_earlier_gradients_and_auto_picks_it_for_lora(tmp_pat
 def test_precomputed_reference_equals_on_the_fly(tmp_path, tokenizer, quads) -> None:
     lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear")
     cfg = dict(
-        output_dir=str(tmp_path / "o"), per_device_train_batch_size=2, per_device_eval_batch_size=3, **COMMON
+        output_dir=str(tmp_path / "o"), per_device_train_batch_size=2, precompute_ref_batch_size=3, **COMMON
     )
     live = IOPOTrainer(random_model("tiny", vocab_size=len(tokenizer)), IOPOConfig(**cfg), quads(5), tokenizer,
                        peft_config=lora)  # fmt: skip
