@@ -14,8 +14,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +86,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, stage: tuple[Path,
             while server.calls < kill_after and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.002)
             in_flight_at_kill = server.in_flight
+            assert proc.poll() is None, f"trial {trial}: the stage ended before the kill"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             time.sleep(0.05)  # requests already on the wire reach the server's counters
@@ -117,13 +120,22 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, stage: tuple[Path,
 def test_two_processes_share_one_cache(tmp_path: Path, stage: tuple[Path, Path]) -> None:
     gen, config_path = stage
     cache = tmp_path / "shared.sqlite"
-    # 120 items at 8 concurrent calls of 0.2 s each: about 3 s of judging, so the two runs overlap.
-    with OpenAIServer(hashed_scores, latency_s=0.2) as server:
+    # The judge holds every answer until both processes have calls in flight, so the two really judge
+    # at the same time (whatever their start-up times): the second must leave the first's items alone.
+    both_in_flight = threading.Event()
+
+    def held_reply(request: dict[str, Any]) -> str:
+        both_in_flight.wait(timeout=60)
+        return hashed_scores(request)
+
+    with OpenAIServer(held_reply, latency_s=0.01) as server:
         first = start_driver(gen, config_path, server.base_url, cache, tmp_path / "a.jsonl")
-        deadline = time.monotonic() + 60
-        while server.calls == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
         second = start_driver(gen, config_path, server.base_url, cache, tmp_path / "b.jsonl")
+        deadline = time.monotonic() + 60
+        while server.in_flight < 2 * CONCURRENCY and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.in_flight == 2 * CONCURRENCY
+        both_in_flight.set()
         out_a, out_b = finish(first), finish(second)
         a = read_outcomes(tmp_path / "a.jsonl")
         b = read_outcomes(tmp_path / "b.jsonl")
@@ -131,7 +143,7 @@ def test_two_processes_share_one_cache(tmp_path: Path, stage: tuple[Path, Path])
         # Each item was paid for once: whichever process asked first, the other took its answer.
         assert server.calls == N_ITEMS
         assert out_a["calls"] + out_b["calls"] == N_ITEMS
-        assert out_a["calls"] > 0 and out_b["calls"] > 0, (out_a, out_b)  # both really judged
+        assert out_a["calls"] >= CONCURRENCY and out_b["calls"] >= CONCURRENCY, (out_a, out_b)
         with JudgeCache(cache) as c:
             assert len(c) == N_ITEMS
             assert c.leases() == []

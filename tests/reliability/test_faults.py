@@ -26,7 +26,7 @@ def test_full_trace_judge_stage_under_30_percent_faults(tmp_path: Path, judge_ke
     items = trace_items()
     assert len(items) == 1042
     generations = write_generations(tmp_path / "gen", items)
-    config = judge_config_file(tmp_path / "cfg", timeout_s=0.75)
+    config = judge_config_file(tmp_path / "cfg", timeout_s=1.0)
 
     with OpenAIServer(hashed_scores) as clean:
         baseline, base_items = judge_stage(
@@ -34,7 +34,7 @@ def test_full_trace_judge_stage_under_30_percent_faults(tmp_path: Path, judge_ke
         )
     assert baseline.benchmarks["trace"].n_scored == 1042 and clean.calls == 1042
 
-    faults = RandomFaults(0.3, seed=6, sleep_s=1.5)
+    faults = RandomFaults(0.3, seed=6, sleep_s=2.0)
     cache = tmp_path / "faulty.sqlite"
     with OpenAIServer(hashed_scores, faults=faults) as server:
         first, records = judge_stage(generations, config, server.base_url, cache, tmp_path / "faulty")
