@@ -18,6 +18,8 @@ The public face::
 See README.md in this folder.
 """
 
+from iopo_eval.judges import parse_cfbench as _parse_cfbench  # noqa: F401  (registers its parser)
+from iopo_eval.judges import parse_complexbench as _parse_complexbench  # noqa: F401  (registers its parsers)
 from iopo_eval.judges.cache import JudgeCache, JudgeCacheError
 from iopo_eval.judges.config import (
     JudgeConfig,
@@ -28,8 +30,6 @@ from iopo_eval.judges.config import (
 )
 from iopo_eval.judges.engine import DryRunEstimate, JudgeRun, judge_batch, judge_many
 from iopo_eval.judges.parse import PARSERS, JudgeParseError, ParsedJudgement, ParserSpec, register_parser
-from iopo_eval.judges import parse_cfbench as _parse_cfbench  # noqa: F401  (registers its parser)
-from iopo_eval.judges import parse_complexbench as _parse_complexbench  # noqa: F401  (registers its parsers)
 from iopo_eval.judges.types import ERROR_KINDS, JudgeOutcome, JudgeRequest, Usage
 
 __all__ = [
