@@ -56,6 +56,14 @@ def _register_unavailable(sub: argparse._SubParsersAction, name: str, exc: Modul
     p.set_defaults(func=unavailable)
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    from iopo_eval.data.store import DataError
+    from iopo_eval.judges.config import JudgeConfigError
+    from iopo_eval.results import ResultsError
+
+    return (DataError, ResultsError, JudgeConfigError, FileNotFoundError)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        # Bad input (a data file, a results file, a judge config): the message names it; no traceback.
+        if args.verbose:
+            raise
+        print(f"iopo-eval: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; finished work is kept and a rerun resumes from the cache", file=sys.stderr)
         return 130
