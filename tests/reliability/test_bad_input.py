@@ -4,6 +4,7 @@ handled and recorded; none is a crash that loses finished work."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,16 @@ def test_odd_responses_through_the_judge_stage(tmp_path: Path, judge_key: str) -
     ],
     ids=["truncated", "no response", "not text"],
 )
-def test_bad_generations_line_is_named(tmp_path: Path, line: bytes, message: str) -> None:
+def test_bad_generations_line_is_named(
+    tmp_path: Path, line: bytes, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "trace.generations.jsonl").write_bytes(b'{"id": "0", "response": "fine"}\n' + line + b"\n")
-    with pytest.raises(ResultsError, match=rf"trace.generations.jsonl line 2: {message}"):
-        cli_main(
+    assert re.search(
+        rf"trace.generations.jsonl line 2: {message}",
+        cli_error(
+            capsys,
             [
                 "judge",
                 str(gen),
@@ -173,8 +178,9 @@ def test_bad_generations_line_is_named(tmp_path: Path, line: bytes, message: str
                 "--no-embedded-judge",
                 "-o",
                 str(tmp_path / "o"),
-            ]
-        )
+            ],
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- judge configs
@@ -205,14 +211,23 @@ def test_bad_judge_config_is_named(
 
 
 @pytest.mark.parametrize("key", ["model", "template", "price", "parser"])
-def test_judge_config_missing_key_fails_before_any_call(tmp_path: Path, judge_key: str, key: str) -> None:
+def test_judge_config_missing_key_fails_before_any_call(
+    tmp_path: Path, judge_key: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = judge_config_file(tmp_path / "cfg")
     raw = {k: v for k, v in (json.loads(json.dumps(_yaml(config)))).items() if k != key}
     config.write_text(json.dumps(raw), encoding="utf-8")  # JSON is YAML
     gen = write_generations(tmp_path / "gen", trace_items()[:2])
     with OpenAIServer(hashed_scores) as server:
-        with pytest.raises(JudgeConfigError, match=rf"{config}: missing key '{key}'"):
-            judge_stage(gen, config, server.base_url, tmp_path / "c.sqlite", tmp_path / "runs")
+        argv = ["judge", str(gen), "--judge", str(config), "--judge-base-url", server.base_url]
+        argv += [
+            "--judge-cache",
+            str(tmp_path / "c.sqlite"),
+            "--no-embedded-judge",
+            "-o",
+            str(tmp_path / "runs"),
+        ]
+        assert f"{config}: missing key '{key}'" in cli_error(capsys, argv)
         assert server.calls == 0
 
 
@@ -245,39 +260,51 @@ def test_truncated_results_json_is_named(
 ) -> None:
     path = finished_run / "results.json"
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(ResultsError, match=rf"{path}: not valid JSON .* truncated"):
-        cli_main(["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")])
+    err = cli_error(capsys, ["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")])
+    assert re.search(rf"{re.escape(str(path))}: not valid JSON .* truncated", err)
     assert cli_main(["leaderboard", str(finished_run), "-o", str(tmp_path / "site")]) == 2
     assert str(path) in capsys.readouterr().err
 
 
-def test_truncated_items_file_is_named(finished_run: Path, tmp_path: Path) -> None:
+def test_truncated_items_file_is_named(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = finished_run / "trace.items.jsonl"
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 200])  # the last line is cut in the middle
     lines = data[: len(data) - 200].count(b"\n") + 1
     with pytest.raises(ResultsError, match=rf"{path} line {lines}: .*truncated"):
         read_items(path)
-    with pytest.raises(ResultsError, match=rf"{path} line {lines}"):
-        cli_main(["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")])
-    with pytest.raises(ResultsError, match=rf"{path} line {lines}"):
-        cli_main(
-            [
-                "judge",
-                str(finished_run),
-                "--judge-base-url",
-                "http://127.0.0.1:9/v1",
-                "-o",
-                str(tmp_path / "o"),
-            ]
-        )
+    assert f"{path} line {lines}" in cli_error(
+        capsys, ["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")]
+    )
+    judge_argv = [
+        "judge",
+        str(finished_run),
+        "--judge-base-url",
+        "http://127.0.0.1:9/v1",
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    assert f"{path} line {lines}" in cli_error(capsys, judge_argv)
 
 
-def test_missing_items_file_is_named(finished_run: Path, tmp_path: Path) -> None:
+def test_missing_items_file_is_named(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = finished_run / "trace.items.jsonl"
     shutil.move(path, tmp_path / "elsewhere.jsonl")
-    with pytest.raises(ResultsError, match=rf"{path}: items file not found"):
-        cli_main(["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")])
+    err = cli_error(capsys, ["score", "run", str(finished_run), "-o", str(tmp_path / "rescored")])
+    assert f"{path}: items file not found" in err
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """Run the CLI on bad input: it must end with exit code 2 and one message on stderr, no traceback."""
+    capsys.readouterr()
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("iopo-eval: error: ") and "Traceback" not in err
+    return err
 
 
 # --------------------------------------------------------------------------- a crash keeps finished work
