@@ -12,6 +12,8 @@ Every method runs in its own child process (same seed, same tokens), so each pea
   so the figure is the process's peak resident set (``ru_maxrss``) minus its resident set just before
   training starts (imports, weights and trainer set-up excluded; gradients, AdamW state, activations and
   temporaries included). It is coarse (page granularity, allocator caching) but comparable across methods.
+Time per example is the median step's wall time on CUDA and its process CPU time on CPU (with --threads 1
+that is the compute time, and it does not move when other jobs share the machine's cores; wall time does).
 All preference methods read precomputed reference log-probs, so the step times compare the policy's
 forward and backward only ("same reference handling"). Full fine-tuning with AdamW, batch size 1.
 """
@@ -99,12 +101,15 @@ def child(args: argparse.Namespace) -> dict[str, float | str]:
                 if state.global_step == args.warmup:
                     torch.cuda.reset_peak_memory_stats()
             self.t0 = time.perf_counter()
+            self.c0 = time.process_time()
 
         def on_step_end(self, a, state, control, **kw):  # type: ignore[no-untyped-def]
             if cuda:
                 torch.cuda.synchronize()
             if state.global_step > args.warmup:
-                times.append(time.perf_counter() - self.t0)
+                # CPU: process CPU time (all threads), robust to other work on a shared machine;
+                # CUDA: wall time, the device does the work.
+                times.append(time.perf_counter() - self.t0 if cuda else time.process_time() - self.c0)
 
     if method == "trl_dpo":
         import datasets
@@ -237,7 +242,8 @@ def main() -> int:
         f"device={args.device} shape={args.shape} dtype={args.dtype} prompt={args.prompt_len} "
         f"response={args.response_len} batch=1 steps={args.steps} rounds={args.rounds} threads={args.threads}"
     )
-    print(f"{'method':<12} {'seqs':>4} {'s/example':>10} {'tokens/s':>10} {'peak ' + unit:>24}")
+    clock = "wall" if args.device == "cuda" else "cpu"
+    print(f"{'method':<14} {'seqs':>4} {clock + ' s/example':>16} {'tokens/s':>10} {'peak ' + unit:>24}")
     for m, r in results.items():
         print(
             f"{m:<12} {SEQUENCES[m]:>4} {r['s_per_example']:>10.3f} {r['tokens_per_s']:>10.0f} {r[mem_key]:>24.1f}"
