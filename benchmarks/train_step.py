@@ -246,7 +246,7 @@ def main() -> int:
     print(f"{'method':<14} {'seqs':>4} {clock + ' s/example':>16} {'tokens/s':>10} {'peak ' + unit:>24}")
     for m, r in results.items():
         print(
-            f"{m:<12} {SEQUENCES[m]:>4} {r['s_per_example']:>10.3f} {r['tokens_per_s']:>10.0f} {r[mem_key]:>24.1f}"
+            f"{m:<14} {SEQUENCES[m]:>4} {r['s_per_example']:>16.3f} {r['tokens_per_s']:>10.0f} {r[mem_key]:>24.1f}"
         )
 
     def ratio(a: str, b: str, key: str) -> str:
