@@ -147,3 +147,29 @@ def test_failed_judgements_are_counted_not_scored(tmp_path: Path, monkeypatch: p
     # The generations were saved before judging, so nothing is lost if judging dies.
     saved = (run_dir / "trace.generations.jsonl").read_text().splitlines()
     assert len(saved) == 2
+
+
+def test_dry_run_estimates_and_pays_nothing(
+    tmp_path: Path, judge_server: OpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    session = JudgeSession(
+        base_url=judge_server.base_url,
+        cache_path=tmp_path / "c.sqlite",
+        allow_embedded=False,
+        progress=False,
+        dry_run=True,
+    )
+    with session:
+        results, _ = evaluate(
+            ModelSpec("iopo-test-scripted", {}, "scripted"),
+            RunOptions(tasks=["trace_ifs"], output=tmp_path / "runs", limit=3),
+            session,
+        )
+        estimate = session.estimate_text()
+    assert judge_server.calls == 0
+    trace = results.benchmarks["trace"]
+    assert trace.failures == {"dry_run": 3} and trace.n_scored == 0
+    assert re.match(
+        r"dry run: 3 judgements to make, about \d+ prompt \+ \d+ completion tokens, estimated \$", estimate
+    )
