@@ -31,7 +31,6 @@ class RunOptions:
     device: str | None = None
     gen_kwargs: dict[str, Any] = field(default_factory=dict)
     data_mirror: str | None = None
-    bootstrap_iters: int = 1000
 
 
 def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tuple[RunResults, Path]:

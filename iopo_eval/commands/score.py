@@ -21,7 +21,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("run", type=Path, help="run folder or its results.json")
     q.add_argument("--output", "-o", type=Path, help="write here instead of updating the run in place")
-    q.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     add_data_args(q)
     q.set_defaults(func=main)
     for module in EXTERNAL_SCORERS:
