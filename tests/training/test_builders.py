@@ -157,3 +157,16 @@ def test_replication_report_table_and_paired_comparisons() -> None:
     iopo_dpo = cmp[("iopo@0", "dpo@0", "heldout/instruction")]
     assert iopo_dpo["delta"] == 0.25 and iopo_dpo["discordant"] == [0, 1]
     assert "| iopo@0 | 75.0 [" in text
+
+
+def test_replication_refuses_stale_stages(tmp_path) -> None:
+    import argparse
+
+    from iopo_eval.training.replicate import _check_settings, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    _check_settings(tmp_path, parser.parse_args([]))
+    _check_settings(tmp_path, parser.parse_args(["--seeds", "0,1"]))  # more seeds reuse the same stages
+    with pytest.raises(ValueError, match="n_train"):
+        _check_settings(tmp_path, parser.parse_args(["--n-train", "7"]))
