@@ -193,15 +193,31 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
         ("ifeval", "instruction"),
         ("ifeval", "constraint"),
     ]
+    from iopo_eval.stats import is_binary
+
+    levels = [(sub, lvl) for sub, lvl in metrics]
+    arrays: dict[str, dict[tuple[str, str], tuple[Any, Any]]] = {
+        name: {m: _arrays(res, *m) for m in levels} for name, res in results.items()
+    }
+    # Several training seeds: also pool them, item by item (num = Σ over seeds, den = Σ over seeds), so the
+    # bootstrap resamples items, not (seed, item) pairs that share an item.
+    for method in ("dpo", "iopo"):
+        seeded = [k for k in results if k.split("@")[0] == method and "@" in k]
+        if len(seeded) > 1:
+            pooled = f"{method}@pooled"
+            arrays[pooled] = {
+                m: (sum(arrays[k][m][0] for k in seeded), sum(arrays[k][m][1] for k in seeded))
+                for m in levels
+            }
     table: dict[str, Any] = {}
     lines = [
         "| model | held-out: all constraints | held-out: per constraint | IFEval subset: prompt strict | IFEval subset: instruction strict |",
         "|---|---|---|---|---|",
     ]
-    for name, res in results.items():
+    for name, per_metric in arrays.items():
         cells = []
         for subset, level in metrics:
-            nums, dens = _arrays(res, subset, level)
+            nums, dens = per_metric[(subset, level)]
             if not len(nums):
                 cells.append("—")
                 continue
@@ -214,23 +230,27 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
             cells.append(f"{100 * value:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     comparisons = []
-    for base, cand in [
-        (b, c) for b, c in (("dpo", "iopo"), ("sft", "iopo"), ("sft", "dpo"), ("base", "sft"))
-    ]:
-        for b_name in [k for k in results if k.split("@")[0] == base]:
-            for c_name in [k for k in results if k.split("@")[0] == cand]:
-                if "@" in b_name and "@" in c_name and b_name.split("@")[1] != c_name.split("@")[1]:
+    for base, cand in (("dpo", "iopo"), ("sft", "iopo"), ("sft", "dpo"), ("base", "sft")):
+        for b_name in [k for k in arrays if k.split("@")[0] == base]:
+            for c_name in [k for k in arrays if k.split("@")[0] == cand]:
+                b_tag = b_name.split("@")[1] if "@" in b_name else None
+                c_tag = c_name.split("@")[1] if "@" in c_name else None
+                if b_tag and c_tag and b_tag != c_tag:
                     continue
-                for subset, level in (("heldout", "instruction"), ("ifeval", "instruction")):
-                    bn, bd = _arrays(results[b_name], subset, level)
-                    cn, cd = _arrays(results[c_name], subset, level)
+                if "pooled" in (b_tag, c_tag) and not (b_tag == c_tag == "pooled"):
+                    continue
+                for m in (("heldout", "instruction"), ("ifeval", "instruction")):
+                    bn, bd = arrays[b_name][m]
+                    cn, cd = arrays[c_name][m]
                     if not len(bn):
                         continue
                     pc = paired_bootstrap(bn, bd, cn, cd)
-                    b, c = discordant_counts(bn, cn)
+                    binary = is_binary(bn, bd) and is_binary(cn, cd)
+                    b, c = discordant_counts(bn, cn) if binary else (None, None)
                     comparisons.append({
-                        "baseline": b_name, "candidate": c_name, "metric": f"{subset}/{level}", "delta": pc.delta,
-                        "ci95": [pc.ci_low, pc.ci_high], "mcnemar_p": mcnemar(b, c), "discordant": [b, c],
+                        "baseline": b_name, "candidate": c_name, "metric": f"{m[0]}/{m[1]}", "delta": pc.delta,
+                        "ci95": [pc.ci_low, pc.ci_high], "mcnemar_p": mcnemar(b, c) if binary else None,
+                        "discordant": [b, c] if binary else None,
                     })  # fmt: skip
     lines += [
         "",
@@ -239,14 +259,17 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
     ]
     for c in comparisons:
         lo, hi = c["ci95"]
+        p_text = f"{c['mcnemar_p']:.3f}" if c["mcnemar_p"] is not None else "— (pooled)"
+        disc = tuple(c["discordant"]) if c["discordant"] is not None else "—"
         lines.append(
             f"| {c['candidate']} − {c['baseline']} | {c['metric']} | {100 * c['delta']:+.1f} | "
-            f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {c['mcnemar_p']:.3f} | {tuple(c['discordant'])} |"
+            f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {p_text} | {disc} |"
         )
     head = [
         "# Miniature replication: IOPO vs DPO (SmolLM2-135M-Instruct, CPU)",
         "",
         "Values in % with percentile-bootstrap 95% intervals over items; comparisons are paired on the same items.",
+        "`@N` is the training seed of DPO/IOPO; `@pooled` averages the seeds item by item (bootstrap over items).",
         "This is a miniature: rule-built data, LoRA, a 135M model; it tests the pipeline and the direction of the",
         "effect under these conditions, not the paper's numbers.",
         "",

@@ -170,3 +170,25 @@ def test_replication_refuses_stale_stages(tmp_path) -> None:
     _check_settings(tmp_path, parser.parse_args(["--seeds", "0,1"]))  # more seeds reuse the same stages
     with pytest.raises(ValueError, match="n_train"):
         _check_settings(tmp_path, parser.parse_args(["--n-train", "7"]))
+
+
+def test_replication_report_pools_seeds_item_by_item() -> None:
+    from iopo_eval.training.replicate import report
+
+    def result(heldout: list[bool]) -> dict:
+        return {"rows": [{"set": "heldout", "followed": [f]} for f in heldout]}
+
+    results = {
+        "sft": result([False, False, False, False]),
+        "dpo@0": result([True, False, False, False]),
+        "dpo@1": result([False, False, False, False]),
+        "iopo@0": result([True, True, False, False]),
+        "iopo@1": result([True, False, True, False]),
+    }
+    _, blob = report(results, {})
+    assert blob["table"]["iopo@pooled"]["heldout/instruction"]["value"] == 0.5
+    assert blob["table"]["dpo@pooled"]["heldout/instruction"]["value"] == 0.125
+    pooled = [c for c in blob["comparisons"] if c["candidate"] == "iopo@pooled"]
+    assert [c["baseline"] for c in pooled] == ["dpo@pooled"]
+    assert pooled[0]["delta"] == 0.375 and pooled[0]["mcnemar_p"] is None
+    assert not any(c["candidate"] == "iopo@1" and c["baseline"] == "dpo@0" for c in blob["comparisons"])
