@@ -265,6 +265,34 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
             f"| {c['candidate']} − {c['baseline']} | {c['metric']} | {100 * c['delta']:+.1f} | "
             f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {p_text} | {disc} |"
         )
+    # Held-out constraint accuracy by family, per trained model (pooled over seeds where several).
+    families = sorted(
+        {
+            k.split(":")[0]
+            for res in results.values()
+            for r in res["rows"]
+            if r["set"] == "heldout"
+            for k in r["kinds"]
+        }
+    )
+    by_family: dict[str, dict[str, list[int]]] = {}
+    for name, res in results.items():
+        key = name.split("@")[0]
+        counts = by_family.setdefault(key, {f: [0, 0] for f in families})
+        for r in res["rows"]:
+            if r["set"] != "heldout":
+                continue
+            for kind, ok in zip(r["kinds"], r["followed"], strict=True):
+                counts[kind.split(":")[0]][0] += int(ok)
+                counts[kind.split(":")[0]][1] += 1
+    lines += [
+        "",
+        "| held-out constraints followed, by family (seeds pooled) | " + " | ".join(families) + " |",
+    ]
+    lines.append("|---|" + "---|" * len(families))
+    for key, counts in by_family.items():
+        cells = [f"{c[0]}/{c[1]}" for c in (counts[f] for f in families)]
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     head = [
         "# Miniature replication: IOPO vs DPO (SmolLM2-135M-Instruct, CPU)",
         "",
@@ -278,7 +306,8 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
         "```",
         "",
     ]
-    return "\n".join(head + lines) + "\n", {"meta": meta, "table": table, "comparisons": comparisons}
+    blob = {"meta": meta, "table": table, "comparisons": comparisons, "by_family": by_family}
+    return "\n".join(head + lines) + "\n", blob
 
 
 # ----------------------------------------------------------------------------------------------- main

@@ -176,7 +176,7 @@ def test_replication_report_pools_seeds_item_by_item() -> None:
     from iopo_eval.training.replicate import report
 
     def result(heldout: list[bool]) -> dict:
-        return {"rows": [{"set": "heldout", "followed": [f]} for f in heldout]}
+        return {"rows": [{"set": "heldout", "followed": [f], "kinds": ["keyword:include"]} for f in heldout]}
 
     results = {
         "sft": result([False, False, False, False]),
@@ -192,3 +192,4 @@ def test_replication_report_pools_seeds_item_by_item() -> None:
     assert [c["baseline"] for c in pooled] == ["dpo@pooled"]
     assert pooled[0]["delta"] == 0.375 and pooled[0]["mcnemar_p"] is None
     assert not any(c["candidate"] == "iopo@1" and c["baseline"] == "dpo@0" for c in blob["comparisons"])
+    assert blob["by_family"]["iopo"]["keyword"] == [4, 8] and blob["by_family"]["sft"]["keyword"] == [0, 4]
