@@ -140,9 +140,10 @@ def test_replication_report_table_and_paired_comparisons() -> None:
     from iopo_eval.training.replicate import report
 
     def result(heldout: list[list[bool]], ifeval: list[list[bool]]) -> dict:
-        rows = [{"set": "heldout", "followed": f} for f in heldout] + [
-            {"set": "ifeval", "followed": f} for f in ifeval
+        rows = [
+            {"set": "heldout", "followed": f, "kinds": [f"case:{i}" for i in range(len(f))]} for f in heldout
         ]
+        rows += [{"set": "ifeval", "followed": f, "kinds": ["x"] * len(f)} for f in ifeval]
         return {"rows": rows}
 
     results = {
