@@ -12,9 +12,10 @@
 6. a results table (``results.md``, ``results.json``) with bootstrap 95% intervals and paired comparisons
    (IOPO vs DPO, each vs SFT), per training seed.
 
-With the defaults the whole run took about 40 minutes on one thread of the shared 2-core machine (see
-training/README.md); every stage is cached in the output folder, so a rerun resumes after the last
-finished stage, and larger settings (--n-train, --n-heldout, --n-ifeval, --seeds 0,1,2) trade time for power.
+With the defaults (one seed) the whole run took 18 minutes on one thread of the shared 2-core machine, and each
+further seed (``--seeds 0,1,2``) about 8 more (training/results/). Every stage is cached in the output folder,
+so a rerun resumes after the last finished stage; larger settings (--n-train, --n-heldout, --n-ifeval, more
+seeds) trade time for statistical power.
 """
 
 from __future__ import annotations
