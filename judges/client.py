@@ -1,21 +1,21 @@
 """An async client for any OpenAI-compatible chat-completions endpoint (OpenAI, Azure's OpenAI-compatible
 route, vLLM, llama.cpp), with the retry policy judges need.
 
-The ``openai`` package's own retries are switched off (``max_retries=0``) so that one loop here decides:
+It speaks the chat-completions wire protocol over aiohttp, and one retry loop here decides:
 - 429 and 503 wait for ``Retry-After`` (seconds, ``retry-after-ms``, or an HTTP date) when the server
   sends it, else back off exponentially with jitter; other 5xx, timeouts, dropped connections and
   malformed bodies back off and retry; 408 counts as a timeout; any other 4xx fails at once.
 - A reply the parser rejects is asked again, without waiting (it counts as an attempt).
 - After ``max_retries`` retries the judgement is recorded as failed with the kind of the last error.
 The API key is read from the config's environment variable when the client is first used, and kept
-only in memory by the ``openai`` client.
+only in memory, in the session's Authorization header.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
-import inspect
 import json
 import logging
 import math
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
+import aiohttp
 
 from iopo_eval.judges import estimate
 from iopo_eval.judges.config import JudgeConfig, JudgeConfigError
@@ -35,14 +35,13 @@ from iopo_eval.judges.types import Usage
 log = logging.getLogger(__name__)
 # The HTTP library logs every request at INFO: thousands of lines per run. Quieten it unless someone
 # configured that logger on purpose.
-for _name in ("httpx2", "httpx"):
+for _name in ("httpx2", "httpx", "aiohttp.client"):
     if logging.getLogger(_name).level == logging.NOTSET:
         logging.getLogger(_name).setLevel(logging.WARNING)
 
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is capped: a run should not sleep for hours
 _BOUND_KEYWORDS = ("minItems", "maxItems", "minimum", "maximum")
-# openai >= 2 takes a pre-serialised body; it skips a deep copy and a walk of the request per call.
-_POST_TAKES_CONTENT = "content" in inspect.signature(openai.AsyncOpenAI.post).parameters
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class CallError(Exception):
@@ -117,27 +116,35 @@ def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def classify_status(status: int, headers: Any, body: bytes) -> CallError:
+    """A non-2xx reply as a CallError: what to retry, and after how long."""
+    retry_after = parse_retry_after(headers) if status in (429, 503) else None
+    message = body[:600].decode("utf-8", "replace")
+    with contextlib.suppress(ValueError, KeyError, TypeError):  # OpenAI-style {"error": {"message": ...}}
+        message = str(json.loads(body)["error"]["message"])
+    detail = f"HTTP {status} from the judge endpoint: {message[:300]}"
+    if status == 429:
+        return CallError("rate_limited", detail, retryable=True, retry_after=retry_after)
+    if status == 408:
+        return CallError("timeout", detail, retryable=True)
+    if status >= 500:
+        return CallError("server_error", detail, retryable=True, retry_after=retry_after)
+    return CallError("bad_request", detail, retryable=False)
+
+
 def classify_exception(exc: BaseException) -> CallError:
     if isinstance(exc, CallError):
         return exc
-    if isinstance(exc, (asyncio.TimeoutError, openai.APITimeoutError)):
+    if isinstance(exc, asyncio.TimeoutError):
         return CallError("timeout", "the judge call timed out", retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = parse_retry_after(exc.response.headers) if status in (429, 503) else None
-        detail = f"HTTP {status} from the judge endpoint: {str(exc.message)[:300]}"
-        if status == 429:
-            return CallError("rate_limited", detail, retryable=True, retry_after=retry_after)
-        if status == 408:
-            return CallError("timeout", detail, retryable=True)
-        if status >= 500:
-            return CallError("server_error", detail, retryable=True, retry_after=retry_after)
-        return CallError("bad_request", detail, retryable=False)
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, (aiohttp.ClientError, ConnectionError, OSError)):
+        # Refused or dropped connections and bodies cut in the middle: worth another try.
         return CallError(
-            "connection_error", f"connection to the judge endpoint failed: {exc}", retryable=True
+            "connection_error",
+            f"connection to the judge endpoint failed: {type(exc).__name__}: {exc}"[:400],
+            retryable=True,
         )
-    if isinstance(exc, (openai.APIResponseValidationError, ValueError)):
+    if isinstance(exc, ValueError):
         # The body was not the JSON of a chat completion: a broken server or proxy; worth another try.
         return CallError(
             "server_error", f"malformed reply body: {type(exc).__name__}: {exc}"[:400], retryable=True
@@ -151,15 +158,6 @@ async def _within(call: Awaitable[bytes], seconds: float) -> bytes:
         async with asyncio.timeout(seconds):
             return await call
     return await asyncio.wait_for(call, timeout=seconds)
-
-
-def _http_client() -> dict[str, Any]:
-    """aiohttp as the HTTP transport when it is installed: at 64 concurrent calls httpx's connection pool
-    spends several times more CPU per call (it re-checks every pooled connection on each request)."""
-    try:
-        return {"http_client": openai.DefaultAioHttpClient()}
-    except (AttributeError, ImportError, RuntimeError):
-        return {}
 
 
 def _read_completion(reply: Any) -> tuple[str, Usage | None]:
@@ -179,37 +177,41 @@ def _read_completion(reply: Any) -> tuple[str, Usage | None]:
 
 
 class JudgeClient:
-    """Holds one ``AsyncOpenAI`` client; bounded to ``concurrency`` HTTP calls at a time."""
+    """One HTTP session to the judge endpoint; at most ``concurrency`` calls at a time.
+
+    It speaks the chat-completions wire protocol directly over aiohttp (bearer key, JSON body, JSON
+    reply): every OpenAI-compatible server takes exactly that, and skipping a typed client library's
+    request and response models saves most of the CPU of a call (benchmarks/judge_throughput.py)."""
 
     def __init__(self, config: JudgeConfig, *, concurrency: int | None = None) -> None:
         self.config = config
         self._limit = asyncio.Semaphore(concurrency or config.concurrency)
-        self._client: openai.AsyncOpenAI | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._url = (config.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self.calls = 0  # HTTP calls started
 
-    def open(self) -> openai.AsyncOpenAI:
-        """The underlying client, made on first use (that is when the API key is read)."""
-        if self._client is None:
+    def open(self) -> aiohttp.ClientSession:
+        """The HTTP session, made on first use inside the event loop (that is when the key is read)."""
+        if self._session is None:
             key = self.config.api_key()
             if key is None and self.config.base_url is None:
                 raise JudgeConfigError(
                     f"judge {self.config.name}: the OpenAI API needs a key in the environment variable "
                     f"{self.config.api_key_env}, which is not set (or set base_url for a local server)"
                 )
-            # Local servers (llama.cpp, vLLM) accept any key; the client library insists on one.
-            self._client = openai.AsyncOpenAI(
-                api_key=key or "unused",
-                base_url=self.config.base_url,
-                max_retries=0,
-                timeout=self.config.timeout_s,
-                **_http_client(),
+            # Local servers (llama.cpp, vLLM) accept any key; some insist on the header being there.
+            headers = {"Authorization": f"Bearer {key or 'unused'}", "Content-Type": "application/json"}
+            self._session = aiohttp.ClientSession(
+                headers=headers,
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+                timeout=aiohttp.ClientTimeout(total=None),  # the call's own deadline is _within()
             )
-        return self._client
+        return self._session
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def request_body(self, prompt: str, schema: dict[str, Any] | None, schema_name: str) -> dict[str, Any]:
         cfg = self.config
@@ -236,15 +238,12 @@ class JudgeClient:
 
     async def complete(self, body: dict[str, Any]) -> Completion:
         """One HTTP call, bounded by the concurrency limit and the config's timeout."""
-        client = self.open()
+        session = self.open()
         async with self._limit:
             self.calls += 1
             started = time.perf_counter()
             try:
-                # The generic POST of the openai client: its auth, base URL, timeouts and error classes,
-                # without the typed request transform, the deep copies of the body and the response
-                # model, which cost more CPU than the rest of a judge call (benchmarks/judge_throughput.py).
-                raw = await _within(self._post(client, body), self.config.timeout_s)
+                raw = await _within(self._post(session, body), self.config.timeout_s)
                 reply = json.loads(raw)
             except Exception as exc:
                 raise classify_exception(exc) from exc
@@ -257,16 +256,13 @@ class JudgeClient:
         est = Usage(estimate.prompt_tokens(prompt, self.config.model), estimate.heuristic_tokens(text))
         return Completion(text=text, usage=est, latency_s=latency, usage_reported=False)
 
-    @staticmethod
-    def _post(client: openai.AsyncOpenAI, body: dict[str, Any]) -> Awaitable[bytes]:
-        if _POST_TAKES_CONTENT:
-            return client.post(
-                "/chat/completions",
-                content=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                options={"headers": {"Content-Type": "application/json"}},
-                cast_to=bytes,
-            )
-        return client.post("/chat/completions", body=body, cast_to=bytes)  # older openai releases
+    async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> bytes:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        async with session.post(self._url, data=data) as resp:
+            raw = await resp.read()
+            if resp.status >= 400:
+                raise classify_status(resp.status, resp.headers, raw)
+            return raw
 
     def redact(self, text: str) -> str:
         """``text`` with the API key replaced, for anything that is kept (error messages, raw replies)."""
