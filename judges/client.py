@@ -189,6 +189,17 @@ class JudgeClient:
         self._session: aiohttp.ClientSession | None = None
         self._url = (config.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self.calls = 0  # HTTP calls started
+        # Reply schemas by (parser, number of scores), and their strict-mode forms: built once per run.
+        self._schemas: dict[tuple[str, int], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
+
+    def schemas(
+        self, parser: ParserSpec, n_expected: int
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        key = (parser.name, n_expected)
+        if key not in self._schemas:
+            schema = parser.schema(n_expected) if parser.schema is not None else None
+            self._schemas[key] = (schema, strict_schema(schema) if schema is not None else None)
+        return self._schemas[key]
 
     def open(self) -> aiohttp.ClientSession:
         """The HTTP session, made on first use inside the event loop (that is when the key is read)."""
@@ -213,7 +224,14 @@ class JudgeClient:
             await self._session.close()
             self._session = None
 
-    def request_body(self, prompt: str, schema: dict[str, Any] | None, schema_name: str) -> dict[str, Any]:
+    def request_body(
+        self,
+        prompt: str,
+        schema: dict[str, Any] | None,
+        schema_name: str,
+        strict: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The chat-completions body; ``strict`` is ``strict_schema(schema)`` when the caller has it."""
         cfg = self.config
         body: dict[str, Any] = {
             "model": cfg.model,
@@ -228,7 +246,11 @@ class JudgeClient:
         if cfg.response_format == "json_schema" and schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": schema_name, "strict": True, "schema": strict_schema(schema)},
+                "json_schema": {
+                    "name": schema_name,
+                    "strict": True,
+                    "schema": strict if strict is not None else strict_schema(schema),
+                },
             }
         elif cfg.response_format == "json_object":
             # The schema beside json_object is llama.cpp's extension (it becomes a grammar there); for
@@ -291,8 +313,8 @@ class JudgeClient:
     ) -> JudgeAttempts:
         """Ask until the reply parses, the error is final, or retries (or the budget) run out."""
         cfg = self.config
-        schema = parser.schema(n_expected) if parser.schema is not None else None
-        body = self.request_body(prompt, schema, parser.name)
+        schema, strict = self.schemas(parser, n_expected)
+        body = self.request_body(prompt, schema, parser.name, strict)
         estimated = cfg.price.cost(estimate.prompt_tokens(prompt, cfg.model), cfg.max_tokens)
         result = JudgeAttempts(status="failed")
         for attempt in range(1, cfg.max_retries + 2):
