@@ -318,6 +318,23 @@ def write_results(run_dir: Path, results: RunResults) -> Path:
     return path
 
 
+def write_single_run(
+    out_dir: Path, *, command: str, model: dict[str, Any], result: BenchmarkResult, records: list[ItemRecord]
+) -> RunResults:
+    """Write a one-benchmark run (a file scored outside a normal run: responses, a judged file)."""
+    run = RunResults(
+        run_id=new_run_id(),
+        created_at=now_iso(),
+        command=command,
+        model=model,
+        benchmarks={result.benchmark: result},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_items(out_dir / result.items_file, records)
+    write_results(out_dir, run)
+    return run
+
+
 def load_results(path: str | os.PathLike[str]) -> tuple[RunResults, Path]:
     """Load a run from its results.json or its folder; returns the results and the run folder."""
     p = Path(path)

@@ -36,9 +36,7 @@ from iopo_eval.results import (
     count_failures,
     mean_response_chars,
     new_run_id,
-    now_iso,
-    write_items,
-    write_results,
+    write_single_run,
 )
 from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
 
@@ -471,21 +469,14 @@ def score_judged_file(
         extra_failures={"no_response": missing} if missing else None,
         bootstrap_iters=bootstrap_iters,
     )
-    run = RunResults(
-        run_id=new_run_id(),
-        created_at=now_iso(),
-        command=f"iopo-eval score cfbench --judged {path}",
-        model={
-            "backend": "judged-file",
-            "name": path.stem,
-            "judged_file": str(path),
-            "judged_sha256": sha256_of(path),
-        },
-        benchmarks={BENCHMARK: result},
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_items(out_dir / ITEMS_FILE, records)
-    write_results(out_dir, run)
+    model = {
+        "backend": "judged-file",
+        "name": path.stem,
+        "judged_file": str(path),
+        "judged_sha256": sha256_of(path),
+    }
+    command = f"iopo-eval score cfbench --judged {path}"
+    run = write_single_run(out_dir, command=command, model=model, result=result, records=records)
     return run, records
 
 

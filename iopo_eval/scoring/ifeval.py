@@ -41,9 +41,7 @@ from iopo_eval.results import (
     count_failures,
     mean_response_chars,
     new_run_id,
-    now_iso,
-    write_items,
-    write_results,
+    write_single_run,
 )
 
 BENCHMARK = "ifeval"
@@ -435,21 +433,14 @@ def score_responses_file(
     result = benchmark_result(
         records, n_items=len(items), failures={"no_response": missing} if missing else None
     )
-    run = RunResults(
-        run_id=new_run_id(),
-        created_at=now_iso(),
-        command=command or f"iopo-eval score ifeval --responses {path}",
-        model={
-            "backend": "responses-file",
-            "name": path.stem,
-            "responses_file": str(path),
-            "responses_sha256": sha256_of(path),
-        },
-        benchmarks={BENCHMARK: result},
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_items(out_dir / result.items_file, records)
-    write_results(out_dir, run)
+    model = {
+        "backend": "responses-file",
+        "name": path.stem,
+        "responses_file": str(path),
+        "responses_sha256": sha256_of(path),
+    }
+    command = command or f"iopo-eval score ifeval --responses {path}"
+    run = write_single_run(out_dir, command=command, model=model, result=result, records=records)
     return run
 
 
