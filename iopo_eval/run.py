@@ -36,6 +36,7 @@ class RunOptions:
 def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tuple[RunResults, Path]:
     """Run the requested benchmarks on one model and write ``results.json`` + per-benchmark items."""
     import lm_eval
+    import lm_eval.models  # registers lm-eval's backends even when another LM registered first
 
     plan = expand_tasks(options.tasks)
     if options.data_mirror:

@@ -19,7 +19,7 @@ import pytest
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.trace import load_trace
 from iopo_eval.judging import JudgeSession
-from iopo_eval.models import ModelSpec
+from iopo_eval.models import ModelSpec, resolve_model
 from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
@@ -173,3 +173,35 @@ def test_dry_run_estimates_and_pays_nothing(
     assert re.match(
         r"dry run: 3 judgements to make, about \d+ prompt \+ \d+ completion tokens, estimated \$", estimate
     )
+
+
+def test_model_under_test_behind_an_openai_compatible_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--model local-chat-completions``: lm-eval's own API backend sends the row's messages (system turn
+    included) to a real server on 127.0.0.1; the same server also plays the judge here."""
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+
+    def reply(request: dict[str, Any]) -> str:
+        text = request["messages"][-1]["content"]
+        return judge_reply(request) if "exactly" in text and "entries" in text else "GOOD: served answer"
+
+    with OpenAIServer(reply=reply) as server:
+        spec = resolve_model(
+            "local-chat-completions",
+            f"model=served-model,base_url={server.base_url}/chat/completions,num_concurrent=2,max_retries=1",
+        )
+        session = JudgeSession(
+            base_url=server.base_url, cache_path=tmp_path / "c.sqlite", allow_embedded=False, progress=False
+        )
+        with session:
+            results, _ = evaluate(
+                spec, RunOptions(tasks=["trace_ifs"], output=tmp_path / "runs", limit=2), session
+            )
+        model_calls = [b for b in server.bodies if b["model"] == "served-model"]
+    assert len(model_calls) == 2
+    assert all(
+        b["messages"][0] == {"role": "system", "content": "You are a helpful assistant."} for b in model_calls
+    )
+    assert results.benchmarks["trace"].metrics["if_s"].value == 100.0
+    assert results.model["backend"] == "local-chat-completions" and results.model["name"] == "served-model"
