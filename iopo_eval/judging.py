@@ -60,7 +60,7 @@ class JudgeSession:
 
     def config_for(self, benchmark: str, default_name: str) -> Any:
         """The judge config for a benchmark whose bundled default is ``default_name``."""
-        from iopo_eval.judges import resolve_judge_config
+        from iopo_eval.judges import JudgeConfigError, resolve_judge_config
 
         with self._lock:
             if benchmark in self._configs:
@@ -70,9 +70,9 @@ class JudgeSession:
             )
             if _needs_embedded(config):
                 if not self.allow_embedded:
-                    raise RuntimeError(
+                    raise JudgeConfigError(
                         f"judge {config.name!r} needs ${config.api_key_env}, which is not set, and no "
-                        "--judge-base-url was given"
+                        "--judge-base-url was given (--no-embedded-judge forbids the smoke-test judge)"
                     )
                 config = self._embedded_config(config)
             self._configs[benchmark] = config
