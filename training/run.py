@@ -170,9 +170,14 @@ def train(
     return final
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", choices=METHODS, required=True, help="training method")
-    parser.add_argument("--config", required=True, help="recipe YAML file, or the name of a packaged recipe")
+def add_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """The flags of a training run; ``required=False`` where the parser also has sub-actions."""
+    parser.add_argument("--method", choices=METHODS, required=required, help="training method")
+    parser.add_argument(
+        "--config",
+        required=required,
+        help="recipe YAML file, or the name of a packaged recipe (see `recipes`)",
+    )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting"
     )

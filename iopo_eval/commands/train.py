@@ -21,17 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--method", choices=("iopo", "dpo", "sft"), help="training method (for a training run)")
-    p.add_argument("--config", help="recipe YAML, or the name of a packaged recipe (see `train recipes`)")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe setting"
-    )
-    p.add_argument("--output-dir", help="checkpoint folder (overrides the recipe's output_dir)")
-    p.add_argument(
-        "--resume",
-        default="auto",
-        help="auto (continue from the last checkpoint if any), never, or a checkpoint path",
-    )
+    from iopo_eval.training.run import add_arguments as add_training_arguments
+
+    add_training_arguments(p, required=False)
     p.set_defaults(func=main, train_action=None)
     tsub = p.add_subparsers(dest="train_action", metavar="ACTION")
 
