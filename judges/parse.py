@@ -120,24 +120,30 @@ def trace_schema(n_expected: int) -> dict[str, Any]:
     }
 
 
+def numbered_entries(entries: list[Any], n_expected: int, noun: str) -> list[dict[str, Any]]:
+    """The judge's per-item answers: exactly ``n_expected`` objects, ``index`` 1..n in order, each with a
+    ``score`` (its value is checked by the caller). Anything else is a parse failure, never a score."""
+    if len(entries) != n_expected:
+        raise JudgeParseError("wrong_count", f"expected {n_expected} {noun} scores, got {len(entries)}")
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise JudgeParseError("parse_error", f"{noun} entry {position} is not an object: {entry!r}")
+        index = entry.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or index != position:
+            raise JudgeParseError("parse_error", f"{noun} entry {position} has index {index!r}")
+        if "score" not in entry:
+            raise JudgeParseError("parse_error", f"{noun} {position} has no score")
+    return entries
+
+
 def _has_trace_shape(obj: dict[str, Any]) -> bool:
     return isinstance(obj.get("constraints"), list)
 
 
 def _trace_from_json(obj: dict[str, Any], n_expected: int) -> ParsedJudgement:
-    entries = obj["constraints"]
-    if len(entries) != n_expected:
-        raise JudgeParseError("wrong_count", f"expected {n_expected} constraint scores, got {len(entries)}")
     scores: list[float] = []
     reasons: list[str] = []
-    for position, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            raise JudgeParseError("parse_error", f"constraint entry {position} is not an object: {entry!r}")
-        index = entry.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or index != position:
-            raise JudgeParseError("parse_error", f"constraint entry {position} has index {index!r}")
-        if "score" not in entry:
-            raise JudgeParseError("parse_error", f"constraint {position} has no score")
+    for position, entry in enumerate(numbered_entries(obj["constraints"], n_expected, "constraint"), start=1):
         scores.append(check_score(entry["score"], f"constraint {position} score"))
         reason = entry.get("reason")
         if not isinstance(reason, str):

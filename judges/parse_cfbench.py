@@ -24,6 +24,7 @@ from iopo_eval.judges.parse import (
     ParsedJudgement,
     ParserSpec,
     json_objects,
+    numbered_entries,
     register_parser,
     strip_fences,
 )
@@ -62,19 +63,8 @@ def _binary(value: Any, where: str) -> float:
 
 
 def _from_json(obj: dict[str, Any], n_expected: int) -> ParsedJudgement:
-    entries = obj["checkpoints"]
-    if len(entries) != n_expected:
-        raise JudgeParseError("wrong_count", f"expected {n_expected} checkpoint scores, got {len(entries)}")
-    scores = []
-    for position, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict):
-            raise JudgeParseError("parse_error", f"checkpoint entry {position} is not an object: {entry!r}")
-        index = entry.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or index != position:
-            raise JudgeParseError("parse_error", f"checkpoint entry {position} has index {index!r}")
-        if "score" not in entry:
-            raise JudgeParseError("parse_error", f"checkpoint {position} has no score")
-        scores.append(_binary(entry["score"], f"checkpoint {position} score"))
+    entries = numbered_entries(obj["checkpoints"], n_expected, "checkpoint")
+    scores = [_binary(entry["score"], f"checkpoint {i} score") for i, entry in enumerate(entries, start=1)]
     return ParsedJudgement(scores=scores, reasons=None, overall=None)
 
 
