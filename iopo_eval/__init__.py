@@ -5,4 +5,19 @@ scored in :mod:`iopo_eval.scoring`, and leave as run results (:mod:`iopo_eval.re
 leaderboard (:mod:`iopo_eval.leaderboard`) and the regression gate (:mod:`iopo_eval.gate`) consume.
 """
 
+import os as _os
+
 __version__ = "0.1.0"
+
+
+def _anchor_data_mirror() -> None:
+    """Make a relative $IOPO_EVAL_DATA_MIRROR absolute, once, against the directory it was given in.
+
+    Runs when the package is first imported, so that subprocesses started in another directory (lm_eval
+    runs, test helpers) inherit a path that still names the same folder."""
+    value = _os.environ.get("IOPO_EVAL_DATA_MIRROR")
+    if value and not _os.path.isabs(_os.path.expanduser(value)):
+        _os.environ["IOPO_EVAL_DATA_MIRROR"] = _os.path.abspath(_os.path.expanduser(value))
+
+
+_anchor_data_mirror()

@@ -40,7 +40,7 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
 
     plan = expand_tasks(options.tasks)
     if options.data_mirror:
-        os.environ["IOPO_EVAL_DATA_MIRROR"] = options.data_mirror
+        os.environ["IOPO_EVAL_DATA_MIRROR"] = os.path.abspath(options.data_mirror)
     run_id = new_run_id()
     run_dir = options.output / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ DEFAULT_MIRROR = REPO.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("IOPO_EVAL_DATA_MIRROR", str(DEFAULT_MIRROR))
+# A relative mirror (as a user may export it) names a folder relative to where pytest started.
+os.environ["IOPO_EVAL_DATA_MIRROR"] = os.path.abspath(os.environ["IOPO_EVAL_DATA_MIRROR"])
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Subprocesses started from the repository root (`python -m iopo_eval.cli`, `python -c ...`) must import
 # the installed package, not the source folder iopo_eval/ that holds only part of the namespace.

@@ -31,7 +31,7 @@ def sha256_of(path: Path) -> str:
 
 def mirror_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     value = explicit if explicit is not None else os.environ.get(MIRROR_ENV)
-    return Path(value).expanduser() if value else None
+    return Path(value).expanduser().absolute() if value else None
 
 
 def _check_hash(entry: DataFile, path: Path) -> None:

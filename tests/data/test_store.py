@@ -103,3 +103,57 @@ def test_trace_split_matches_the_paper(mirror: Path) -> None:
         if item.input is not None:
             expected += "# Inputs:\n" + item.input + "\n"
         assert item.user_prompt == expected, item.id
+
+
+def test_a_relative_mirror_is_resolved_where_it_was_given(mirror: Path, tmp_path: Path) -> None:
+    """A relative $IOPO_EVAL_DATA_MIRROR names a folder relative to where it was set; a process that
+    imports iopo_eval and starts another in a different folder (as the lm_eval tests do) passes it on
+    resolved."""
+    import os
+    import subprocess
+    import sys
+
+    base = mirror.parent
+    relative = os.path.relpath(mirror, base)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    child = (
+        "import subprocess, sys, iopo_eval; "
+        "sys.exit(subprocess.run([sys.executable, '-c', "
+        "'from iopo_eval.data import verify; print(verify(\"trace/eval\"))'], "
+        f"cwd={str(elsewhere)!r}).returncode)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "IOPO_EVAL_DATA_MIRROR"}
+    env |= {"IOPO_EVAL_DATA_MIRROR": relative, "IOPO_EVAL_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", child], cwd=base, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == mirror / "trace/202409_trace_evaluation.jsonl"
+
+
+def test_the_makefile_exports_the_mirror_as_an_absolute_path(mirror: Path) -> None:
+    """`make test` runs lm_eval in other folders: the mirror it exports must not be relative."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in ("IOPO_EVAL_DATA_MIRROR", "DATA_MIRROR")}
+    env["IOPO_EVAL_DATA_MIRROR"] = os.path.relpath(mirror, repo)
+    proc = subprocess.run(
+        [
+            "make",
+            "-s",
+            "--no-print-directory",
+            "--eval",
+            "show-mirror: ; @echo $$IOPO_EVAL_DATA_MIRROR",
+            "show-mirror",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()) == mirror
