@@ -53,6 +53,7 @@ class GateOptions:
     alpha: float = 0.05
     metrics: list[str] | None = None  # "metric" or "benchmark:metric"; None = each benchmark's headline
     allow_protocol_mismatch: bool = False
+    accept_failures: bool = False  # compare runs whose items are not all scored (judge failures, budget)
     iters: int = 2000
     seed: int = DEFAULT_SEED
 
@@ -333,6 +334,21 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
         )
         return report
 
+    incomplete = [
+        f"{role} {bench}: {res.n_failed} of {res.n_items} items have no score ({_failure_text(res)})"
+        for bench in shared
+        for role, res in (("baseline", base.benchmarks[bench]), ("candidate", cand.benchmarks[bench]))
+        if res.n_failed
+    ]
+    if incomplete and not options.accept_failures:
+        report.problems.extend(incomplete)
+        report.problems.append(
+            "a run with unscored items is incomplete: rerun it (it resumes from the judge cache), or pass "
+            "--accept-failures to compare the items both runs scored"
+        )
+        return report
+    report.notes.extend(f"accepted: {text}" for text in incomplete)
+
     pairs, selection_problems = _selected_metrics(shared, base, cand, options.metrics)
     report.problems.extend(selection_problems)
     if not pairs and not report.problems:
@@ -373,6 +389,10 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
     if not report.checks and not report.problems:
         report.problems.append("nothing to compare: no selected metric was measured by both runs")
     return report
+
+
+def _failure_text(result: BenchmarkResult) -> str:
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(result.failures.items()))
 
 
 # ---------------------------------------------------------------- markdown

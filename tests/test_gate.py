@@ -150,6 +150,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     out = {}
     for name, spec in specs.items():
+        spec.failure_rate = 0.0  # complete runs: a run with unscored items is refused (tested below)
         write_synthetic_run(root / name, spec)
         out[name] = root / name
     return out
@@ -403,7 +404,9 @@ def test_example_workflow_calls_gate_and_leaderboard_with_real_flags() -> None:
 
     import yaml
 
+    from iopo_eval.commands import judge as judge_command
     from iopo_eval.commands import leaderboard as leaderboard_command
+    from iopo_eval.commands import run as run_command
 
     workflow = yaml.safe_load(
         (Path(__file__).parents[1] / "examples" / "evaluate-checkpoint.yml").read_text()
@@ -413,15 +416,18 @@ def test_example_workflow_calls_gate_and_leaderboard_with_real_flags() -> None:
     sub = parser.add_subparsers(dest="command")
     gate_command.register(sub)
     leaderboard_command.register(sub)
+    run_command.register(sub)
+    judge_command.register(sub)
     seen = set()
     for script in scripts:
         joined = re.sub(r"\\\n\s*", " ", script)
         for line in joined.splitlines():
             line = re.sub(r"\$\{\{[^}]*\}\}", "1", line.strip())  # inputs: numbers or paths
-            if line.startswith("iopo-eval gate") or line.startswith("iopo-eval leaderboard"):
+            line = re.sub(r'"\$[a-z_]+"', "runs/x", line)  # shell variables holding run folders
+            if re.match(r"iopo-eval (gate|leaderboard|run|judge)\b", line):
                 args = parser.parse_args(shlex.split(line)[1:])
                 seen.add(args.command)
-    assert seen == {"gate", "leaderboard"}
+    assert seen == {"gate", "leaderboard", "run", "judge"}
 
 
 def test_metric_measured_by_neither_run_is_noted_not_gated(tmp_path: Path) -> None:
@@ -437,9 +443,36 @@ def test_all_judgements_failed_in_candidate_cannot_compare(tmp_path: Path) -> No
     failed = [ItemRecord("trace", "trace_ifs", str(i), "judge_failed", values={}) for i in range(3)]
     write_run_from_items(tmp_path / "b", "x", {"trace": _binary_items([1, 1, 0])}, specs=IF_S_ONLY)
     write_run_from_items(tmp_path / "c", "y", {"trace": failed}, specs=IF_S_ONLY)
-    report = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50))
+    report = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50, accept_failures=True))
     assert report.exit_code == EXIT_CANNOT_COMPARE
     assert report.problems == ["trace:if_s: no shared items with this metric in both runs"]
+
+
+def test_a_run_with_failed_items_is_refused_unless_accepted(tmp_path: Path) -> None:
+    """A partial run (judge failures left after the retries) must not pass a CI gate unnoticed."""
+    ok = _binary_items([1, 1, 0, 1])
+    partial = [*_binary_items([1, 1, 0]), ItemRecord("trace", "trace_ifs", "3", "judge_failed", values={})]
+    partial[-1].judge = {"error_kind": "judge_timeout"}
+    write_run_from_items(tmp_path / "b", "x", {"trace": ok}, specs=IF_S_ONLY)
+    write_run_from_items(tmp_path / "c", "y", {"trace": partial}, specs=IF_S_ONLY)
+    refused = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50))
+    assert refused.exit_code == EXIT_CANNOT_COMPARE
+    assert "candidate trace: 1 of 4 items have no score (judge_timeout 1)" in refused.problems
+    assert any("--accept-failures" in p for p in refused.problems)
+    assert cli_main(["gate", "--baseline", str(tmp_path / "b"), "--candidate", str(tmp_path / "c")]) == 2
+
+    accepted = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50, accept_failures=True))
+    assert accepted.exit_code == EXIT_OK and accepted.checks[0].n_shared == 3
+    assert any(n.startswith("accepted: candidate trace: 1 of 4") for n in accepted.notes)
+    argv = [
+        "gate",
+        "--baseline",
+        str(tmp_path / "b"),
+        "--candidate",
+        str(tmp_path / "c"),
+        "--accept-failures",
+    ]
+    assert cli_main(argv) == 0
 
 
 def test_task_run_by_one_side_only_is_not_a_version_mismatch(tmp_path: Path) -> None:

@@ -205,3 +205,45 @@ def test_model_under_test_behind_an_openai_compatible_server(
     )
     assert results.benchmarks["trace"].metrics["if_s"].value == 100.0
     assert results.model["backend"] == "local-chat-completions" and results.model["name"] == "served-model"
+
+
+def test_cli_exit_code_says_when_items_are_left_unscored(
+    tmp_path: Path,
+    judge_server: OpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Judge failures after the retries end `iopo-eval run` with 3, not 0 (a CI job must not carry on with
+    a partial run); `iopo-eval judge RUN_DIR` then judges just the failed items and exits 0."""
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    cache = tmp_path / "c.sqlite"
+    common = ["--judge-cache", str(cache), "--no-embedded-judge"]
+    with OpenAIServer(reply='{"constraints": [], "overall": 10}') as broken:
+        argv = ["run", "--model", "iopo-test-scripted", "--tasks", "trace_ifs", "--limit", "2"]
+        code = cli_main([*argv, "-o", str(tmp_path / "runs"), "--judge-base-url", broken.base_url, *common])
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "incomplete: some items have no score (trace: wrong_count 2)" in out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert f"results folder: {run_dir}" in out
+
+    rejudge = [
+        "judge",
+        str(run_dir),
+        "-o",
+        str(tmp_path / "again"),
+        "--judge-base-url",
+        judge_server.base_url,
+    ]
+    code = cli_main([*rejudge, *common, "--leaderboard", str(tmp_path / "site")])
+    out = capsys.readouterr().out
+    assert code == 0 and judge_server.calls == 2
+    assert "incomplete" not in out
+    assert f"leaderboard: {(tmp_path / 'site' / 'index.html').resolve().as_uri()}" in out
+    again, _ = load_results(next((tmp_path / "again").iterdir()))
+    assert again.benchmarks["trace"].n_failed == 0
+
+    dry = cli_main(
+        [*argv, "-o", str(tmp_path / "dry"), "--judge-base-url", judge_server.base_url, "--dry-run", *common]
+    )
+    assert dry == 0  # nothing judged by design: not an incomplete run

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iopo_eval.judging import JudgeSession
+
+if TYPE_CHECKING:
+    from iopo_eval.results import RunResults
+
+# Exit codes of the commands that judge (run, judge): 2 is bad input (cli.py), and 3 says the run was
+# written completely but some items have no judgement (judge failures after the retries, or the budget
+# cap): a CI job must not carry on with it as if it were whole. A rerun resumes from the judge cache.
+EXIT_OK = 0
+EXIT_INCOMPLETE = 3
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -26,9 +37,15 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--judge-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--judge-model", help="model name to ask the judge endpoint for")
     g.add_argument("--concurrency", type=int, help="concurrent judge calls (default: the judge config's)")
-    g.add_argument("--budget", type=float, metavar="USD", help="stop judging cleanly at this cost; a rerun resumes")
-    g.add_argument("--dry-run", action="store_true", help="estimate judge tokens and cost; make no judge calls")
-    g.add_argument("--judge-cache", metavar="FILE", help="SQLite judge cache (default: in the iopo-eval cache dir)")
+    g.add_argument(
+        "--budget", type=float, metavar="USD", help="stop judging cleanly at this cost; a rerun resumes"
+    )
+    g.add_argument(
+        "--dry-run", action="store_true", help="estimate judge tokens and cost; make no judge calls"
+    )
+    g.add_argument(
+        "--judge-cache", metavar="FILE", help="SQLite judge cache (default: in the iopo-eval cache dir)"
+    )
     g.add_argument(
         "--no-embedded-judge",
         action="store_true",
@@ -49,3 +66,39 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
         dry_run=args.dry_run,
         allow_embedded=not args.no_embedded_judge,
     )
+
+
+def add_leaderboard_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--leaderboard",
+        metavar="SITE",
+        help="also render the static leaderboard for this run (beside the paper's rows) into SITE",
+    )
+
+
+def finish_run(results: RunResults, run_dir: Path, *, dry_run: bool, leaderboard: str | None = None) -> int:
+    """Print the summary and where to look next; the exit code says whether every item was judged."""
+    from iopo_eval.report import summary
+
+    print(summary(results))
+    files = ", ".join(["results.json", *(b.items_file for b in results.benchmarks.values())])
+    print(f"\nresults folder: {run_dir} ({files})")
+    if leaderboard:
+        from iopo_eval.leaderboard.render import build_site
+
+        site = build_site([str(run_dir)], leaderboard)
+        print(f"leaderboard: {site.index.resolve().as_uri()}")
+    unjudged = {
+        name: bench.failures for name, bench in results.benchmarks.items() if bench.n_failed and not dry_run
+    }
+    if not unjudged:
+        return EXIT_OK
+    detail = "; ".join(
+        f"{name}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(f.items()))
+        for name, f in unjudged.items()
+    )
+    print(
+        f"incomplete: some items have no score ({detail}). The run is written; rerun the same command "
+        f"(or `iopo-eval judge {run_dir}`) to resume from the judge cache. Exit code {EXIT_INCOMPLETE}.",
+    )
+    return EXIT_INCOMPLETE

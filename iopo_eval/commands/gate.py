@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Compare two runs on their shared items with paired statistics (McNemar for pass/fail metrics, "
             "paired bootstrap otherwise). Exit 0: no regression; 1: a metric dropped by more than --max-drop "
             "points and the drop is significant at --alpha; 2: the runs cannot be compared (missing files, "
-            "no shared items, different task versions, protocol or judge). Prints a markdown summary, also "
-            "appended to $GITHUB_STEP_SUMMARY when that is set."
+            "no shared items, different task versions, protocol or judge, or a run with unscored items unless "
+            "--accept-failures). Prints a markdown summary, also appended to $GITHUB_STEP_SUMMARY when that is set."
         ),
     )
     p.add_argument("--baseline", required=True, help="baseline run folder or its results.json")
@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="compare even when task versions, scoring protocol or judge identity differ (noted in the summary)",
     )
+    p.add_argument(
+        "--accept-failures",
+        action="store_true",
+        help="compare runs with unscored items (judge failures, budget stop) on the items both scored; "
+        "by default such a run cannot be compared (exit 2)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the verdict and every check as JSON to FILE")
     p.add_argument("--iters", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--seed", type=int, default=1234, help="bootstrap seed (default 1234)")
@@ -63,6 +69,7 @@ def _main(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         metrics=args.metrics,
         allow_protocol_mismatch=args.allow_protocol_mismatch,
+        accept_failures=args.accept_failures,
         iters=args.iters,
         seed=args.seed,
     )

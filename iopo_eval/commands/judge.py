@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from iopo_eval.commands.common import add_data_args, add_judge_args, session_from_args
+from iopo_eval.commands.common import (
+    add_data_args,
+    add_judge_args,
+    add_leaderboard_arg,
+    finish_run,
+    session_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,18 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", default="runs", help="folder for the new run folder (default: ./runs)")
     add_data_args(p)
     add_judge_args(p)
+    add_leaderboard_arg(p)
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
     from iopo_eval.rejudge import collect_responses, judge_and_score
-    from iopo_eval.report import summary
 
     responses, model = collect_responses(args.paths)
     with session_from_args(args) as session:
         results, run_dir = judge_and_score(responses, session, Path(args.output), model, args.data_mirror)
         if args.dry_run:
             print(session.estimate_text())
-    print(summary(results))
-    print(f"\nresults: {run_dir / 'results.json'}")
-    return 0
+    return finish_run(results, run_dir, dry_run=args.dry_run, leaderboard=args.leaderboard)

@@ -60,4 +60,5 @@ def _main(args: argparse.Namespace) -> int:
         f"wrote {summary.index} ({summary.n_runs} runs, {summary.n_reported} reported rows) "
         f"in {time.perf_counter() - start:.2f} s"
     )
+    print(f"open {summary.index.resolve().as_uri()}")
     return 0

@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from iopo_eval.commands.common import add_data_args, add_judge_args, session_from_args
+from iopo_eval.commands.common import (
+    add_data_args,
+    add_judge_args,
+    add_leaderboard_arg,
+    finish_run,
+    session_from_args,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Evaluate a model. With no --model, the embedded SmolLM2-135M-Instruct is evaluated; with no "
         "judge endpoint or key configured, the embedded smoke-test judge is started.",
     )
-    p.add_argument("--tasks", default="trace", help="benchmarks or tasks, comma-separated: trace, trace_ifs, paper, ...")
+    p.add_argument(
+        "--tasks", default="trace", help="benchmarks or tasks, comma-separated: trace, trace_ifs, paper, ..."
+    )
     p.add_argument(
         "--model",
         help="lm-eval backend (hf, vllm, local-chat-completions, ...) or a local folder / hub id for hf "
@@ -33,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_data_args(p)
     add_judge_args(p)
+    add_leaderboard_arg(p)
     p.set_defaults(func=main)
 
 
@@ -54,7 +63,6 @@ def parse_gen_kwargs(text: str | None) -> dict:
 
 def main(args: argparse.Namespace) -> int:
     from iopo_eval.models import resolve_model
-    from iopo_eval.report import summary
     from iopo_eval.run import RunOptions, evaluate
 
     spec = resolve_model(args.model, args.model_args)
@@ -71,6 +79,4 @@ def main(args: argparse.Namespace) -> int:
         results, run_dir = evaluate(spec, options, session)
         if args.dry_run:
             print(session.estimate_text())
-    print(summary(results))
-    print(f"\nresults: {run_dir / 'results.json'}")
-    return 0
+    return finish_run(results, run_dir, dry_run=args.dry_run, leaderboard=args.leaderboard)
