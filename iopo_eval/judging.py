@@ -158,16 +158,17 @@ def describe_config(config: Any) -> dict[str, Any]:
     """What results files say about a judge: identity and protocol, never a key or credentials."""
     from urllib.parse import urlsplit
 
-    endpoint = None
+    endpoint = "https://api.openai.com/v1"
+    host = "api.openai.com"
     if config.base_url:
         parts = urlsplit(config.base_url)
-        endpoint = (
-            f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "") + parts.path
-        )
+        host = str(parts.hostname) + (f":{parts.port}" if parts.port else "")
+        endpoint = f"{parts.scheme}://{host}{parts.path}"
     return {
         "name": config.name,
         "model": config.model,
-        "endpoint": endpoint or "https://api.openai.com/v1",
+        "endpoint": endpoint,
+        "endpoint_host": host,
         "identity_hash": config.identity_hash(),
         "prompt_version": config.prompt_version,
         "template": str(config.template),
@@ -175,6 +176,8 @@ def describe_config(config: Any) -> dict[str, Any]:
         "temperature": config.temperature,
         "top_p": config.top_p,
         "smoke_test": bool(config.smoke_test),
+        # The paper's judge (model, prompt, sampling): numbers comparable with the paper's tables.
+        "paper_comparable": bool(config.paper_protocol and not config.smoke_test),
     }
 
 

@@ -68,6 +68,10 @@ class JudgeConfig:
     concurrency: int = 16
     truncation: dict[str, int] = field(default_factory=dict)  # template field -> max characters
     smoke_test: bool = False  # a tiny offline judge: its verdicts are labelled as a smoke test
+    # The paper's own judge: the model, prompt and sampling of the benchmark's upstream evaluator, so its
+    # numbers sit beside the paper's. Cleared by any override that can change a judgement (another model,
+    # template or sampling); the endpoint (OpenAI, Azure) is not part of it.
+    paper_protocol: bool = False
     # Not read from YAML: where the config came from and the template's text (loaded once).
     source: str = ""
     template_text: str = ""
@@ -106,6 +110,8 @@ class JudgeConfig:
         if "template" in changes:
             base = Path(self.source).parent if self.source else None
             new = dataclasses.replace(new, template_text=_read_template(new.template, base, new.source))
+        if "paper_protocol" not in changes and new.identity() != self.identity():
+            new = dataclasses.replace(new, paper_protocol=False)
         _validate(new, self.source or self.name)
         return new
 
@@ -157,6 +163,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "concurrency": (int,),
     "truncation": (dict,),
     "smoke_test": (bool,),
+    "paper_protocol": (bool,),
     "price": (dict, Price),
 }
 
@@ -185,7 +192,7 @@ def _price(raw: Any, where: str) -> Price:
 def _validate(cfg: JudgeConfig, where: str) -> None:
     for name, types in _TYPES.items():
         value = getattr(cfg, name)
-        # bool is an int in Python; only smoke_test may be one.
+        # bool is an int in Python; only the flags may be one.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise JudgeConfigError(f"judge config {where}: key {name!r} must be {expected}, got {value!r}")

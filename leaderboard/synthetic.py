@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -137,6 +138,7 @@ class JudgeSpec:
     prompt_version: str = "1"
     parser: str = "fine_grained_json"
     smoke_test: bool = False
+    paper_protocol: bool = True  # the paper's model, prompt and sampling
 
     @property
     def identity_hash(self) -> str:
@@ -152,6 +154,9 @@ class JudgeSpec:
             "parser": self.parser,
             "identity_hash": self.identity_hash,
             "smoke_test": self.smoke_test,
+            "endpoint": self.base_url,
+            "endpoint_host": urlsplit(self.base_url).netloc,
+            "paper_comparable": self.paper_protocol and not self.smoke_test,
         }
 
 

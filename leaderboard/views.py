@@ -41,6 +41,9 @@ class MainRow:
     smoke: bool = False
     judge: str = ""
     judge_title: str = ""
+    # Judged benchmarks whose judge is not the paper's (another model, prompt or sampling): their numbers
+    # are not comparable with the reported rows.
+    not_comparable: str = ""
     versions: str = ""
     versions_title: str = ""
     failures: int | None = None
@@ -61,20 +64,42 @@ def metric_cell(m: Metric | None) -> Cell:
     )
 
 
-def judge_summary(benchmarks: list[BenchmarkResult]) -> tuple[str, str]:
-    """Short text and full tooltip naming the judge(s) a run used."""
+def judge_summary(benchmarks: list[BenchmarkResult]) -> tuple[str, str, list[str]]:
+    """Short text naming the model(s) that judged and their endpoint hosts, a full tooltip (config,
+    prompt version, identity), and the judged benchmarks whose judge is not the paper's own."""
     seen: dict[str, str] = {}
+    not_paper: list[str] = []
     for b in benchmarks:
         if not b.judge:
             continue
-        name = str(b.judge.get("name") or b.judge.get("model") or "judge")
-        model = str(b.judge.get("model", ""))
+        model = str(b.judge.get("model") or b.judge.get("name") or "judge")
+        host = str(b.judge.get("endpoint_host") or _host(b.judge.get("endpoint")) or "")
+        short = f"{model} @ {host}" if host else model
         ident = str(b.judge.get("identity_hash") or b.judge.get("config_sha256") or "")[:12]
-        full = name if not model or model == name else f"{name} ({model})"
-        seen.setdefault(name, f"{full} identity {ident}" if ident else full)
+        detail = ", ".join(
+            x
+            for x in (
+                f"config {b.judge.get('name')}" if b.judge.get("name") else "",
+                f"prompt {b.judge.get('prompt_version')}" if b.judge.get("prompt_version") else "",
+                f"identity {ident}" if ident else "",
+            )
+            if x
+        )
+        seen.setdefault(short, f"{short} ({detail})" if detail else short)
+        if not b.judge.get("paper_comparable"):
+            not_paper.append(b.benchmark)
     if not seen:
-        return "rules only", "no LLM judge: rule-verified benchmarks"
-    return " + ".join(seen), "; ".join(seen.values())
+        return "rules only", "no LLM judge: rule-verified benchmarks", []
+    return " + ".join(seen), "; ".join(seen.values()), not_paper
+
+
+def _host(endpoint: object) -> str:
+    from urllib.parse import urlsplit
+
+    if not isinstance(endpoint, str) or not endpoint:
+        return ""
+    parts = urlsplit(endpoint)
+    return str(parts.hostname or "") + (f":{parts.port}" if parts.port else "")
 
 
 def measured_row(run: LoadedRun) -> MainRow:
@@ -84,7 +109,7 @@ def measured_row(run: LoadedRun) -> MainRow:
         bench = res.benchmarks.get(col.benchmark)
         cells.append(metric_cell(bench.metrics.get(col.metric) if bench else None))
     benches = list(res.benchmarks.values())
-    judge, judge_title = judge_summary(benches)
+    judge, judge_title, not_paper = judge_summary(benches)
     versions = [f"{t} v{v}" for b in benches for t, v in sorted(b.tasks.items())]
     fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
     items = sum(b.n_items for b in benches)
@@ -107,6 +132,7 @@ def measured_row(run: LoadedRun) -> MainRow:
         smoke=res.smoke_test,
         judge=judge,
         judge_title=judge_title,
+        not_comparable=", ".join(BENCHMARK_TITLES.get(b, b) for b in not_paper),
         versions=f"{len(versions)} tasks" if len(versions) > 2 else ", ".join(versions),
         versions_title="; ".join(versions),
         failures=sum(b.n_failed for b in benches),

@@ -112,3 +112,31 @@ def test_resolve_applies_env_then_explicit_overrides(monkeypatch: pytest.MonkeyP
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(JudgeConfigError, match="api_key"):
         load_judge_config("trace-gpt4o").with_overrides(api_key="sk-nope")
+
+
+def test_paper_protocol_survives_only_overrides_that_cannot_change_a_judgement(tmp_path: Path) -> None:
+    """A config marked as the paper's judge stays so on another endpoint (Azure, a proxy) or with other
+    throughput settings; another model, prompt or sampling makes it a different instrument."""
+    from iopo_eval.judging import describe_config
+
+    paper = load_judge_config(write(tmp_path, {**bundled(), "paper_protocol": True}))
+    assert paper.paper_protocol
+    moved = paper.with_overrides(base_url="https://my-azure.example.com/openai/v1", concurrency=64)
+    assert moved.paper_protocol
+    described = describe_config(moved)
+    assert described["paper_comparable"] and described["endpoint_host"] == "my-azure.example.com"
+    for changed in (
+        paper.with_overrides(model="Qwen2.5-72B-Instruct"),
+        paper.with_overrides(temperature=0.7),
+        paper.with_overrides(prompt_version="mine"),
+    ):
+        assert not changed.paper_protocol and not describe_config(changed)["paper_comparable"]
+    assert not describe_config(paper.with_overrides(smoke_test=True))["paper_comparable"]
+    via_flags = resolve_judge_config(
+        write(tmp_path, {**bundled(), "paper_protocol": True}, "p.yaml"),
+        base_url="http://127.0.0.1:8000/v1",
+        model="Qwen2.5-72B-Instruct",
+    )
+    described = describe_config(via_flags)
+    assert (described["model"], described["endpoint_host"]) == ("Qwen2.5-72B-Instruct", "127.0.0.1:8000")
+    assert not described["paper_comparable"]

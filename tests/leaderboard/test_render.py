@@ -242,3 +242,47 @@ def test_cli(small_runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capture
     assert '"baseline": "run-r-weak"' in (out / "index.html").read_text(encoding="utf-8")
     assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--no-reported"]) == 0
     assert "reported-0" not in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_path: Path) -> None:
+    """A run judged by another model through --judge-base-url/--judge-model shows that model and host,
+    not the config's name, and is marked as not comparable with the paper's rows."""
+    import yaml
+
+    from iopo_eval.judges import resolve_judge_config
+    from iopo_eval.judges.config import CONFIGS_DIR
+    from iopo_eval.judging import describe_config
+    from iopo_eval.leaderboard.synthetic import SyntheticRun, write_synthetic_run
+
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
+    paper_cfg = tmp_path / "paper.yaml"
+    paper_cfg.write_text(yaml.safe_dump({**raw, "paper_protocol": True}))
+    judges = {
+        "r-qwen": describe_config(
+            resolve_judge_config(
+                str(paper_cfg), base_url="http://127.0.0.1:8000/v1", model="Qwen2.5-72B-Instruct"
+            )
+        ),
+        "r-paper": describe_config(resolve_judge_config(str(paper_cfg))),
+    }
+    for run_id, judge in judges.items():
+        run = tmp_path / run_id
+        write_synthetic_run(
+            run, SyntheticRun(run_id, seed=1, benchmarks={"trace": 20}, run_id=run_id, bootstrap_iters=10)
+        )
+        results = json.loads((run / "results.json").read_text())
+        results["benchmarks"]["trace"]["judge"] = judge
+        (run / "results.json").write_text(json.dumps(results))
+    build_site([str(tmp_path / r) for r in judges], tmp_path / "site")
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    qwen, paper = _row_html(index, "run-r-qwen"), _row_html(index, "run-r-paper")
+    assert "Qwen2.5-72B-Instruct @ 127.0.0.1:8000" in qwen and "trace-gpt4o" not in _judge_cell(qwen)
+    assert "not paper-comparable" in qwen and "≠ paper" in qwen
+    assert "gpt-4o-2024-08-06 @ api.openai.com" in paper
+    assert "not paper-comparable" not in paper and "≠ paper" not in paper
+
+
+def _judge_cell(row: str) -> str:
+    m = re.search(r'<td data-col="judge" data-v="([^"]*)"', row)
+    assert m
+    return html.unescape(m.group(1))
