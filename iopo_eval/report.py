@@ -30,7 +30,12 @@ def benchmark_lines(name: str, result: BenchmarkResult) -> list[str]:
         lines.append(f"| {m.label} | {_fmt(m.value, m.scale)} | {ci} | {m.n} |")
     failures = ", ".join(f"{k}: {v}" for k, v in sorted(result.failures.items())) or "none"
     lines.append("")
-    lines.append(f"items: {result.n_items}, scored: {result.n_scored}, failures: {result.n_failed} ({failures})")
+    lines.append(
+        f"items: {result.n_items}, scored: {result.n_scored}, failures: {result.n_failed} ({failures})"
+    )
+    if result.skipped_inputs:
+        skipped = ", ".join(f"{k}: {v}" for k, v in sorted(result.skipped_inputs.items()))
+        lines.append(f"input rows skipped (not items of this benchmark): {skipped}")
     c = result.cost
     if result.judge:
         lines.append(

@@ -113,6 +113,9 @@ class BenchmarkResult:
     smoke_test: bool
     items_file: str
     mean_response_chars: float | None = None
+    # Input rows that are not items of the benchmark and were left out (reason -> count), e.g. a responses
+    # file's prompt in an older wording; the items themselves are counted in n_items / failures.
+    skipped_inputs: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from iopo_eval.results import (
     new_run_id,
     write_single_run,
 )
+
+log = logging.getLogger(__name__)
 
 BENCHMARK = "ifeval"
 TASK = "ifeval_iopo"
@@ -379,11 +382,25 @@ class ResponsesError(ValueError):
     """A responses file is malformed or does not match the IFEval prompts. The message names the line."""
 
 
-def read_responses(path: Path, items: Sequence[IFEvalItem]) -> list[tuple[IFEvalItem, str]]:
-    """Pair each row of a Google ``input_response_data`` JSONL with its dataset row, by prompt text."""
+@dataclass(frozen=True)
+class SkippedRow:
+    """A row of a responses file whose prompt IFEval does not contain (e.g. an older wording)."""
+
+    line: int
+    prompt: str
+    closest_key: int | None  # the IFEval prompt it most resembles, if any
+
+
+def read_responses(
+    path: Path, items: Sequence[IFEvalItem]
+) -> tuple[list[tuple[IFEvalItem, str]], list[SkippedRow]]:
+    """Pair each row of a Google ``input_response_data`` JSONL with its dataset row, by prompt text.
+
+    Rows whose prompt is not an IFEval prompt are returned apart, for the caller to refuse or skip."""
     by_prompt = {item.prompt: item for item in items}
     seen: dict[str, int] = {}
     pairs: list[tuple[IFEvalItem, str]] = []
+    unknown: list[SkippedRow] = []
     if not path.is_file():
         raise ResponsesError(f"{path}: responses file not found")
     try:
@@ -398,27 +415,44 @@ def read_responses(path: Path, items: Sequence[IFEvalItem]) -> list[tuple[IFEval
         item = by_prompt.get(prompt)
         if item is None:
             close = difflib.get_close_matches(prompt, by_prompt, n=1, cutoff=0.9)
-            hint = f"; closest is key {by_prompt[close[0]].key}" if close else ""
-            raise ResponsesError(f"{where}: prompt is not an IFEval prompt ({prompt[:80]!r}...){hint}")
+            unknown.append(SkippedRow(lineno, prompt, by_prompt[close[0]].key if close else None))
+            continue
         if prompt in seen:
             raise ResponsesError(
                 f"{where}: second response to the prompt of key {item.key} (first on line {seen[prompt]})"
             )
         seen[prompt] = lineno
         pairs.append((item, response))
-    if not pairs:
+    if not pairs and not unknown:
         raise ResponsesError(f"{path}: no rows")
-    return pairs
+    return pairs, unknown
+
+
+def _describe_unknown(path: Path, row: SkippedRow) -> str:
+    hint = f"; closest is key {row.closest_key}" if row.closest_key is not None else ""
+    return f"{path} line {row.line}: prompt is not an IFEval prompt ({row.prompt[:80]!r}...){hint}"
 
 
 def score_responses_file(
     path: Path, out_dir: Path, mirror: str | None, *, allow_partial: bool = False, command: str = ""
 ) -> RunResults:
     """Score a JSONL of {"prompt", "response"} rows without a model; write results.json and the items
-    JSONL under out_dir. Every IFEval prompt must have a response unless allow_partial, in which case
-    the missing ones are counted as failures ("no_response"), never scored."""
+    JSONL under out_dir. Every IFEval prompt must have a response, and every row must be an IFEval
+    prompt, unless allow_partial: then prompts without a response are counted as failures
+    ("no_response"), never scored, and rows whose prompt IFEval does not contain are named, skipped and
+    counted (``skipped_inputs``)."""
     items = load_ifeval(mirror=mirror)
-    pairs = read_responses(path, items)
+    pairs, unknown = read_responses(path, items)
+    if unknown and not allow_partial:
+        more = f" (and {len(unknown) - 1} more such rows)" if len(unknown) > 1 else ""
+        raise ResponsesError(
+            f"{_describe_unknown(path, unknown[0])}{more}; pass --allow-partial to skip such rows and "
+            "score the rest"
+        )
+    if not pairs:
+        raise ResponsesError(f"{path}: no row holds an IFEval prompt")
+    for row in unknown:
+        log.warning("skipped: %s", _describe_unknown(path, row))
     missing = len(items) - len(pairs)
     if missing and not allow_partial:
         answered = {item.key for item, _ in pairs}
@@ -433,12 +467,18 @@ def score_responses_file(
     result = benchmark_result(
         records, n_items=len(items), failures={"no_response": missing} if missing else None
     )
-    model = {
+    if unknown:
+        result.skipped_inputs = {"unknown_prompt": len(unknown)}
+    model: dict[str, Any] = {
         "backend": "responses-file",
         "name": path.stem,
         "responses_file": str(path),
         "responses_sha256": sha256_of(path),
     }
+    if unknown:
+        model["skipped_rows"] = [
+            {"line": row.line, "reason": "unknown_prompt", "closest_key": row.closest_key} for row in unknown
+        ]
     command = command or f"iopo-eval score ifeval --responses {path}"
     run = write_single_run(out_dir, command=command, model=model, result=result, records=records)
     return run
@@ -461,7 +501,10 @@ def register_score_subcommand(subparsers: Any) -> argparse.ArgumentParser:
         "--data-mirror", metavar="DIR", help="offline data mirror (default: $IOPO_EVAL_DATA_MIRROR)"
     )
     parser.add_argument(
-        "--allow-partial", action="store_true", help="score a file that covers only some prompts"
+        "--allow-partial",
+        action="store_true",
+        help="score a file that covers only some prompts, skipping (and counting) rows whose prompt is not "
+        "an IFEval prompt",
     )
     parser.set_defaults(func=_run_score_command)
     return parser
@@ -482,5 +525,11 @@ def _run_score_command(args: argparse.Namespace) -> int:
         print(
             f"{metric.label:32s} {metric.value:6.2f}  [{metric.ci_low:.2f}, {metric.ci_high:.2f}]  n={metric.n}"
         )
+    for reason, n in result.skipped_inputs.items():
+        print(
+            f"skipped {n} row(s) of the file ({reason}); they are named in results.json under model.skipped_rows"
+        )
+    if result.failures:
+        print("not scored: " + ", ".join(f"{reason} {n}" for reason, n in sorted(result.failures.items())))
     print(f"wrote {out_dir / 'results.json'} and {out_dir / result.items_file}")
     return 0

@@ -666,17 +666,42 @@ def test_score_responses_file_writes_results_and_items(
     assert again.metrics["inst_strict"].value == result.metrics["inst_strict"].value
 
 
-def test_unknown_prompt_is_a_clear_error(tmp_path: Path, mirror: str, items: list[IFEvalItem]) -> None:
+def test_unknown_prompt_is_a_clear_error_that_names_allow_partial(
+    tmp_path: Path, mirror: str, items: list[IFEvalItem]
+) -> None:
     rows = [
         {"prompt": items[0].prompt, "response": "x"},
         {"prompt": items[1].prompt + " extra", "response": "y"},
     ]
     responses = _write_jsonl(tmp_path / "r.jsonl", rows)
     with pytest.raises(
-        ResponsesError, match=r"r.jsonl line 2: prompt is not an IFEval prompt .* closest is key"
+        ResponsesError,
+        match=r"r.jsonl line 2: prompt is not an IFEval prompt .* closest is key .*--allow-partial",
     ):
-        score_responses_file(responses, tmp_path / "run", mirror, allow_partial=True)
+        score_responses_file(responses, tmp_path / "run", mirror)
     assert not (tmp_path / "run").exists()
+
+
+def test_allow_partial_skips_and_counts_prompts_ifeval_does_not_contain(
+    tmp_path: Path, mirror: str, items: list[IFEvalItem]
+) -> None:
+    """Response files in circulation (Google's own example among them) hold key 2785 in an older wording:
+    "at least one placeholder" where the data says "at least 3 placeholders"."""
+    by_key = {item.key: item for item in items}
+    current = by_key[2785].prompt
+    assert "at least 3 placeholders" in current
+    old_wording = current.replace("at least 3 placeholders", "at least one placeholder")
+    rows = [{"prompt": item.prompt, "response": item.prompt} for item in items if item.key != 2785]
+    rows.insert(100, {"prompt": old_wording, "response": "[address]"})
+    responses = _write_jsonl(tmp_path / "r.jsonl", rows)
+    run = score_responses_file(responses, tmp_path / "run", mirror, allow_partial=True)
+    result = run.benchmarks["ifeval"]
+    assert (result.n_items, result.n_scored) == (541, 540)
+    assert result.failures == {"no_response": 1}
+    assert result.skipped_inputs == {"unknown_prompt": 1}
+    assert run.model["skipped_rows"] == [{"line": 101, "reason": "unknown_prompt", "closest_key": 2785}]
+    reloaded, _ = load_results(tmp_path / "run")
+    assert reloaded.benchmarks["ifeval"].skipped_inputs == {"unknown_prompt": 1}
 
 
 def test_partial_file_needs_allow_partial_and_counts_missing(
@@ -693,10 +718,10 @@ def test_partial_file_needs_allow_partial_and_counts_missing(
 def test_duplicate_and_malformed_rows(tmp_path: Path, items: list[IFEvalItem]) -> None:
     dup = _write_jsonl(tmp_path / "d.jsonl", [{"prompt": items[0].prompt, "response": "a"}] * 2)
     with pytest.raises(ResponsesError, match="line 2: second response"):
-        ifeval.read_responses(dup, items)
+        score_responses_file(dup, tmp_path / "d", None)
     bad = _write_jsonl(tmp_path / "b.jsonl", [{"prompt": items[0].prompt}])
     with pytest.raises(ResponsesError, match="line 1: needs string fields"):
-        ifeval.read_responses(bad, items)
+        score_responses_file(bad, tmp_path / "b", None)
 
 
 def test_score_subcommand(tmp_path: Path, mirror: str, items: list[IFEvalItem], capsys: Any) -> None:
