@@ -42,7 +42,6 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     mean_score = values.get("mean_score")
     return {
         rate_key: values.get(rate_key),
-        "if_all": values.get("if_all"),
         "mean_score": None if mean_score is None else mean_score[0] / mean_score[1],
         "judge_failures": int(failed),
     }

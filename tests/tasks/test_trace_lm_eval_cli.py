@@ -37,6 +37,9 @@ def test_lm_eval_cli_runs_trace_ifs_with_the_embedded_judge(tmp_path: Path) -> N
     assert metrics["judge_failures,none"] in (0, 1, 2)
     if metrics["judge_failures,none"] < 2:
         assert 0.0 <= metrics["if_s,none"] <= 1.0
+    # Only the task's own metrics: IF over all instructions would just repeat IF-S here.
+    shown = {k.split(",")[0] for k in metrics if "," in k and "_stderr" not in k}
+    assert shown == {"if_s", "mean_score", "judge_failures"}
     samples = next((tmp_path / "out").rglob("samples_trace_ifs_*.jsonl")).read_text().splitlines()
     assert len(samples) == 2
     # The judge's verdicts sit in the cache: a real SQLite file that a second run reuses.
