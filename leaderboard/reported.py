@@ -1,7 +1,7 @@
 """The paper's reported numbers, kept as data (``reported/*.json``) and shown beside measured runs.
 
-A value of ``null`` means *not transcribed*: the page says so rather than showing a number nobody
-checked. Values are percentages as printed in the paper.
+Values are percentages as printed in the paper. A ``null`` is a column the row's table does not report
+(the ablations of Table 4 report four of the eight columns); a row the paper does not report is absent.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class ReportedTable:
     rows: list[ReportedRow] = field(default_factory=list)
 
     @property
-    def n_transcribed(self) -> int:
+    def n_values(self) -> int:
         return sum(v is not None for r in self.rows for v in r.values.values())
 
 

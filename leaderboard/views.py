@@ -152,7 +152,7 @@ def reported_rows(table: ReportedTable) -> list[MainRow]:
         cells = [
             Cell(v, f"{v:.1f}", title=f"reported in the paper ({r.table})")
             if v is not None
-            else Cell(None, "n/t", title="not transcribed from the paper")
+            else Cell(None, "–", title=f"not reported in the paper's {r.table or 'table'}")
             for v in (r.values[c.key] for c in MAIN_COLUMNS)
         ]
         rows.append(

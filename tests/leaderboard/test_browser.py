@@ -44,7 +44,7 @@ def test_index_loads_offline_and_screenshot(page: Page, site: Path, tmp_path: Pa
     page.goto((site / "index.html").as_uri())
     assert page.eval("document.title") == "iopo-eval leaderboard"
     assert page.eval("document.querySelectorAll('#leaderboard tbody tr.measured').length") == 5
-    assert page.eval("document.querySelectorAll('#leaderboard tbody tr.reported').length") == 18
+    assert page.eval("document.querySelectorAll('#leaderboard tbody tr.reported').length") == 13
     assert (
         page.eval("getComputedStyle(document.querySelector('table.board th')).backgroundColor")
         == "rgb(242, 244, 247)"

@@ -75,16 +75,19 @@ def test_smoke_test_runs_are_marked(site: Path, small_runs: dict[str, Path]) -> 
     assert 'class="smoke-banner"' not in (site / "runs" / "r-strong.html").read_text(encoding="utf-8")
 
 
-def test_reported_rows_are_marked_and_untranscribed_values_say_so(site: Path) -> None:
+def test_reported_rows_are_marked_and_unreported_cells_say_so(site: Path) -> None:
     index = (site / "index.html").read_text(encoding="utf-8")
     table = load_reported()
-    assert len(table.rows) == 18  # 2 base models x (7 methods + 2 ablations)
+    assert len(table.rows) == 13  # Table 3: 7 + 2 rows; Table 4: 2 ablations x 2 base models
     for i, row in enumerate(table.rows):
         html_row = _row_html(index, f"reported-{i}")
         assert "badge reported" in html_row and html.escape(row.label) in html_row
         for col in MAIN_COLUMNS:
-            if row.values[col.key] is None:
-                assert "n/t" in html_row and "not transcribed" in html_row
+            value = row.values[col.key]
+            if value is None:
+                assert f"not reported in the paper&#39;s {row.table}" in html_row
+            else:
+                assert f'data-col="{col.key}" data-v="{value}"' in html_row
 
 
 def test_reported_numbers_from_a_filled_file(tmp_path: Path, small_runs: dict[str, Path]) -> None:
@@ -233,7 +236,7 @@ def test_cli(small_runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capture
     out = tmp_path / "site"
     assert cli_main(["leaderboard", str(small_runs["strong"]), str(small_runs["weak"]), "-o", str(out)]) == 0
     assert (out / "index.html").is_file() and (out / "assets" / "leaderboard.js").is_file()
-    assert "2 runs, 18 reported rows" in capsys.readouterr().out
+    assert "2 runs, 13 reported rows" in capsys.readouterr().out
     assert cli_main(["leaderboard", str(tmp_path / "nope"), "-o", str(out)]) == 2
     assert "results file not found" in capsys.readouterr().err
     assert cli_main(["leaderboard", str(small_runs["strong"]), "-o", str(out), "--baseline", "nobody"]) == 2
