@@ -180,6 +180,11 @@ def parse_extract(reply: str, n_expected: int) -> ParsedJudgement:
     return ParsedJudgement(scores=[1.0], reasons=[scope, *segments], overall=None)
 
 
+def is_structured_extraction(reply: str | None) -> bool:
+    """Whether :func:`parse_extract` reads this reply as the JSON answer (else: upstream's text format)."""
+    return reply is not None and _candidate(reply, "scope") is not None
+
+
 def decode_extraction(reasons: list[str] | None) -> tuple[str, list[str]]:
     """(scope, segments) from a stored extraction judgement."""
     if not reasons or reasons[0] not in SCOPES:

@@ -12,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="list, fetch, verify or locate benchmark files")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     for name, help_text in (
-        ("list", "list the registry: upstream repository, commit, path, sha256, license"),
-        ("fetch", "download missing files into the cache (or check the mirror) and verify their sha256"),
+        ("list", "list the registry: upstream repository, commit, path, sha256 (or git blob id), license"),
+        ("fetch", "download missing files into the cache (or check the mirror) and verify their hashes"),
         ("verify", "verify files already present (mirror or cache); never downloads"),
         ("path", "print the local path of each file"),
     ):
@@ -29,14 +29,24 @@ def main(args: argparse.Namespace) -> int:
 
     if args.data_command == "list":
         for f in REGISTRY.values():
-            sha = f.sha256 or "(not pinned yet)"
-            print(f"{f.key}\t{f.repo}@{f.commit[:12]}:{f.upstream_path}\tsha256 {sha}\t{f.license}")
+            pin = (
+                f"sha256 {f.sha256}"
+                if f.sha256
+                else f"git blob {f.git_blob}"
+                if f.git_blob
+                else "(not pinned yet)"
+            )
+            print(f"{f.key}\t{f.repo}@{f.commit[:12]}:{f.upstream_path}\t{pin}\t{f.license}")
         return 0
     keys = args.keys or list(REGISTRY)
     failed = 0
     for key in keys:
         try:
-            path = verify(key, args.data_mirror) if args.data_command == "verify" else fetch(key, args.data_mirror)
+            path = (
+                verify(key, args.data_mirror)
+                if args.data_command == "verify"
+                else fetch(key, args.data_mirror)
+            )
         except (DataError, KeyError) as exc:
             failed += 1
             print(f"{key}\tERROR\t{exc}", file=sys.stderr)

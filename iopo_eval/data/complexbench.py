@@ -2,7 +2,9 @@
 
 Every row is validated strictly against the documented schema; any inconsistency raises DataError
 naming the file, the row and (for questions) the point_id. The taxonomy maps the 19 constraint
-dimensions to their 4 groups.
+dimensions to their 4 groups. A rule is kept as the string upstream wrote: the rule checker
+(iopo_eval.scoring.complexbench_rules) reads it at scoring time, as upstream's does; an unknown rule is
+upstream's verdict 2 there, not a load error.
 
 Upstream's ``data_final.json`` is not in the local mirror: ``load_complexbench`` reads the registry
 file (mirror, cache, or a download), or a file named by ``$IOPO_EVAL_COMPLEXBENCH_DATA`` (fixtures,
@@ -146,8 +148,6 @@ def _compositions(row: dict[str, Any], where: str) -> tuple[str, ...]:
 
 
 def parse_question(raw: Any, where: str) -> Question:
-    from iopo_eval.scoring.complexbench_rules import RuleError, parse_rule
-
     if not isinstance(raw, dict):
         raise DataError(f"{where}: a scoring question must be an object, got {type(raw).__name__}")
     pid = require(raw, "point_id", int, where)
@@ -156,13 +156,8 @@ def parse_question(raw: Any, where: str) -> Question:
     if not text.strip():
         raise DataError(f"{where}: empty question")
     rule = raw.get("rule")
-    if rule is not None:
-        if not isinstance(rule, str):
-            raise DataError(f"{where}: rule should be a string or null, got {type(rule).__name__}")
-        try:
-            parse_rule(rule)
-        except RuleError as exc:
-            raise DataError(f"{where}: {exc}") from exc
+    if rule is not None and not isinstance(rule, str):
+        raise DataError(f"{where}: rule should be a string or null, got {type(rule).__name__}")
     dep = require(raw, "dep", list, where)
     if not all(isinstance(d, int) and not isinstance(d, bool) for d in dep):
         raise DataError(f"{where}: dep must be a list of point_ids (integers), got {dep!r}")

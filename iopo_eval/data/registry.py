@@ -1,4 +1,5 @@
-"""The benchmark files iopo-eval knows: upstream repository, pinned commit, path and sha256.
+"""The benchmark files iopo-eval knows: upstream repository, pinned commit, path and sha256 (or, for a
+file never obtained here, its git blob id at the pinned commit, which git publishes for every file).
 
 The registry is the only place upstream locations live. A mirror folder has the same layout as the
 ``mirror_path`` column (``<benchmark>/<file>``), which is the layout of ``../shared/data``.
@@ -17,10 +18,11 @@ class DataFile:
     commit: str  # pinned commit (or a ref, where upstream publishes none; the sha256 pins the bytes)
     upstream_path: str
     mirror_path: str  # relative path inside the cache and inside a mirror folder
-    sha256: str | None  # None: not yet pinned (file never obtained); verified by schema only
+    sha256: str | None  # None: not yet pinned (file never obtained); then git_blob, if known, verifies it
     license: str
     redistributable: bool = True
     note: str = ""
+    git_blob: str | None = None  # `git hash-object` of the file at the pinned commit (sha1 of its blob)
 
     @property
     def url(self) -> str:
@@ -84,7 +86,8 @@ _FILES = [
         mirror_path="complexbench/data/data_final.json",
         sha256=None,
         license="MIT",
-        note="scoring questions, rules and dependencies; not yet obtained, so its hash is not pinned",
+        note="scoring questions, rules and dependencies; never obtained here, so verified by its git blob id",
+        git_blob="fc1ffa9a4affcfa67603a003c75ba77e2ac6a404",
     ),
     DataFile(
         key="complexbench/gpt4_1106",

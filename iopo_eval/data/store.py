@@ -29,18 +29,31 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def git_blob_id(path: Path) -> str:
+    """What `git hash-object` prints for the file: the sha1 of ``b"blob <size>\\0"`` followed by its bytes."""
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def mirror_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     value = explicit if explicit is not None else os.environ.get(MIRROR_ENV)
     return Path(value).expanduser().absolute() if value else None
 
 
 def _check_hash(entry: DataFile, path: Path) -> None:
-    if entry.sha256 is None:
+    """The sha256 when pinned, else the git blob id when known, else nothing (verified by schema only)."""
+    if entry.sha256 is not None:
+        kind, actual, expected = "sha256", sha256_of(path), entry.sha256
+    elif entry.git_blob is not None:
+        kind, actual, expected = "git blob id", git_blob_id(path), entry.git_blob
+    else:
         return
-    actual = sha256_of(path)
-    if actual != entry.sha256:
+    if actual != expected:
         raise DataError(
-            f"{entry.key}: {path} has sha256 {actual}, expected {entry.sha256} "
+            f"{entry.key}: {path} has {kind} {actual}, expected {expected} "
             f"({entry.repo}@{entry.commit[:12]}:{entry.upstream_path}). The file is corrupt or a different "
             "version; delete it (or fix the mirror) and fetch again."
         )

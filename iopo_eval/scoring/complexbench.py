@@ -3,9 +3,16 @@ extracted segments, dependency aggregation, DRFR with its breakdowns and the coh
 
 Every scoring question of an instance becomes one judge request, in question order: a yes/no request for
 an LLM-judged question (judge ``complexbench``), an extraction request for a rule question (judge
-``complexbench_extract``, whose segments the Python rules then check). An instance is scored only when
-every one of its requests was judged: a failed judgement makes the whole instance a recorded failure,
-since the dependency rule ties its questions together. Nothing failed is ever turned into a score.
+``complexbench_extract``, whose reply is split into segments and checked by upstream's rules,
+``complexbench_rules``).
+
+Failures are counted as upstream's pipeline counts them (the headline), and recorded: a judgement that
+failed after the retries is read from whatever reply text it got, as upstream reads any reply (no reply:
+upstream's fallback, "no" for a yes/no question and no segments for a rule question); its instance keeps
+status ``judge_failed`` (counted in ``failures`` by reason) and is left out of ``drfr_judged``. An instance
+with a judgement that was never made (dry run, budget cap) or a rule upstream's checker cannot evaluate
+has no values at all. A rule upstream does not know gives 2, counted where upstream counts it
+(complexbench_aggregation).
 
 Two benchmarks share this module: ``complexbench`` (the Chinese ``instruction``, task ``complexbench``)
 and ``complexbench_en`` (``instruction_en``, task ``complexbench_en``, item ids ``en/<main_id>``).
@@ -28,7 +35,7 @@ from iopo_eval.data.complexbench import (
     parse_instance,
 )
 from iopo_eval.data.store import DataError, sha256_of
-from iopo_eval.judges.parse_complexbench import decode_extraction
+from iopo_eval.judges.parse_complexbench import decode_extraction, is_structured_extraction, upstream_yesno
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,
@@ -40,10 +47,17 @@ from iopo_eval.results import (
     mean_response_chars,
 )
 from iopo_eval.scoring.complexbench_aggregation import coherent_metrics, item_values, judge_rely
-from iopo_eval.scoring.complexbench_rules import check_rule, parse_rule
+from iopo_eval.scoring.complexbench_rules import (
+    UNKNOWN,
+    RuleError,
+    Verdict,
+    judge_rule,
+    split_extraction,
+    uses_each_prompt,
+)
 from iopo_eval.scoring.judged import JudgedBenchmark, register_benchmark
 
-SCORING_VERSION = "complexbench-scoring-1"
+SCORING_VERSION = "complexbench-scoring-2"
 DEFAULT_JUDGE = "complexbench-gpt4-1106"
 DEFAULT_EXTRACT_JUDGE = "complexbench-extract-gpt4-1106"
 
@@ -53,8 +67,10 @@ TASK_OF_BENCHMARK = {bench: task for task, (bench, _lang) in TASKS.items()}
 
 METRICS = [
     MetricSpec("drfr", "DRFR", headline=True),
+    MetricSpec("drfr_judged", "DRFR over fully judged instances (judge failures left out)"),
     MetricSpec("all_pass", "Instructions with every question passed"),
     MetricSpec("empty_response", "Empty responses (every question failed)", higher_is_better=False),
+    MetricSpec("unknown_rule", "Questions whose rule upstream does not know (2)", higher_is_better=False),
 ]
 BREAKDOWN_PREFIXES = (
     "category/",
@@ -134,7 +150,7 @@ def judge_requests(instance: Instance, language: str, response: str) -> list[Jud
             "question": q.text(language),
         }
         if q.rule is not None:
-            fields["mode"] = "each" if parse_rule(q.rule).each else "whole"
+            fields["mode"] = "each" if uses_each_prompt(q.rule) else "whole"
         out.append(
             JudgeRequest(key=f"{item_id(instance, language)}#{q.point_id}", fields=fields, n_expected=1)
         )
@@ -165,21 +181,48 @@ for _task, (_bench, _lang) in TASKS.items():
 # ---------------------------------------------------------------- verdicts and records
 
 
+def rule_segments(response: str, outcome: JudgeOutcome) -> list[str]:
+    """The segments a rule question's extraction gives the rules. A JSON answer (our extraction prompt)
+    maps directly: ``all`` is the response, ``none`` nothing, segments stripped. Any other reply, and the
+    reply of a failed judgement, is read by upstream's ``preprocess`` (no reply at all: nothing)."""
+    if outcome.status == "ok" and is_structured_extraction(outcome.raw):
+        scope, segments = decode_extraction(outcome.reasons)
+        if scope == "all":
+            return [response]
+        return [] if scope == "none" else [s.strip() for s in segments]
+    return split_extraction(response, outcome.raw)
+
+
+def yesno_verdict(outcome: JudgeOutcome) -> bool:
+    """A yes/no question's verdict; a failed judgement is read from its reply by upstream's rule, and
+    is "no" without one (upstream's fallback after its retries)."""
+    if outcome.status == "ok":
+        return bool(outcome.scores and outcome.scores[0] >= 0.5)
+    return bool(outcome.raw) and upstream_yesno(outcome.raw) is True
+
+
 def question_verdicts(
     instance: Instance, response: str, outcomes: Sequence[JudgeOutcome]
-) -> tuple[dict[int, bool], list[dict[str, Any]]]:
-    """Raw verdict of every question from its (successful) judgement, plus per-question detail."""
-    judge: dict[int, bool] = {}
+) -> tuple[dict[int, Verdict], list[dict[str, Any]]]:
+    """Raw verdict of every question (True, False, or 2 for an unknown rule), plus per-question detail.
+    Raises RuleError (naming the question) where upstream's rule checker would fail."""
+    judge: dict[int, Verdict] = {}
     detail = []
     for q, outcome in zip(instance.scoring_questions, outcomes, strict=True):
         entry: dict[str, Any] = {"point_id": q.point_id, "dep": list(q.dep), "rule": q.rule}
+        if outcome.status != "ok":
+            entry["failed"] = outcome.error_kind or outcome.status
         if q.rule is None:
-            verdict = bool(outcome.scores and outcome.scores[0] >= 0.5)
+            verdict: Verdict = yesno_verdict(outcome)
         else:
-            scope, segments = decode_extraction(outcome.reasons)
-            target = [response] if scope == "all" else (segments if scope == "segments" else None)
-            verdict = check_rule(parse_rule(q.rule), target)
-            entry["scope"] = scope
+            segments = rule_segments(response, outcome)
+            try:
+                verdict = judge_rule(q.rule, segments)
+            except RuleError as exc:
+                raise RuleError(
+                    f"ComplexBench main_id {instance.main_id} point_id {q.point_id}: {exc}"
+                ) from exc
+            entry["n_segments"] = len(segments)
         judge[q.point_id] = verdict
         entry["judge"] = verdict
         detail.append(entry)
@@ -204,35 +247,47 @@ def item_record(
     # question is answered "no" here (recorded as empty_response), as for TRACE and CFBench.
     empty = all(o.error_kind == "empty_response" for o in outcomes)
     bad = [] if empty else [o for o in outcomes if o.status != "ok"]
+    never_judged = any(o.status == "skipped" for o in bad)
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {"empty_response": True} if empty else {}
-    if not bad:
+    rule_error = None
+    if not never_judged:
         if empty:
-            judge = {q.point_id: False for q in instance.scoring_questions}
+            judge: dict[int, Verdict] = {q.point_id: False for q in instance.scoring_questions}
             detail = [
                 {"point_id": q.point_id, "dep": list(q.dep), "rule": q.rule, "judge": False}
                 for q in instance.scoring_questions
             ]
         else:
-            judge, detail = question_verdicts(instance, response, outcomes)
-        rely = judge_rely(instance, judge)
-        for entry in detail:
-            entry["rely"] = rely[entry["point_id"]]
-        values = item_values(instance, rely)
-        values["empty_response"] = float(empty)
-        extra["questions"] = detail
+            try:
+                judge, detail = question_verdicts(instance, response, outcomes)
+            except RuleError as exc:
+                rule_error = str(exc)
+        if rule_error is None:
+            rely = judge_rely(instance, judge)
+            for entry in detail:
+                entry["rely"] = rely[entry["point_id"]]
+            values = item_values(instance, rely)
+            if not bad:
+                values["drfr_judged"] = values["drfr"]
+            values["empty_response"] = float(empty)
+            values["unknown_rule"] = [float(sum(v is UNKNOWN for v in judge.values())), float(n)]
+            extra["questions"] = detail
     if raw_response is not None and raw_response != response:
         extra["raw_response"] = raw_response
-    if not bad:
-        status = "ok"
-    elif any(o.status == "failed" for o in bad):
-        status = "judge_failed"
+    if rule_error is not None:
+        # Upstream's checker stops on such a rule; there is no upstream count to follow.
+        status, error_kind = "error", "rule_error"
+        extra["rule_error"] = rule_error
+    elif not bad:
+        status, error_kind = "ok", None
     else:
-        status = "not_judged"
-    failed_first = next((o for o in bad if o.status == "failed"), bad[0] if bad else None)
+        failed_first = next((o for o in bad if o.status == "failed"), None)
+        status = "judge_failed" if failed_first is not None else "not_judged"
+        error_kind = (failed_first or bad[0]).error_kind
     judge_blob: dict[str, Any] = {
         "judgements": [o.to_json() for o in outcomes],
-        "error_kind": failed_first.error_kind if failed_first else None,
+        "error_kind": error_kind,
     }
     if extra_judges:
         judge_blob["extra_judges"] = extra_judges
@@ -283,7 +338,12 @@ def result_for(
         "extract_judge_identity": (extract_judge or {}).get("identity_hash"),
         "extract_judge_prompt_version": (extract_judge or {}).get("prompt_version"),
         "dependency_rule": "judge_rely = own verdict AND raw verdicts of direct dependencies",
-        "coherent_test": "group-level; groups with an unscored instance left out; no interval",
+        "rule_checker": "upstream con_rule.decompose_judge and rule_based_evaluation.preprocess semantics",
+        "failure_counting": "upstream: a failed judgement is read from its reply text as upstream reads "
+        "any reply (none: yes/no 'no', rule on no segments); drfr_judged leaves such instances out",
+        "unknown_rule": "2: fails drfr/category/task_type/nested, passes dimension/group/composition and "
+        "the coherent test, never fails a dependant",
+        "coherent_test": "group-level; groups with an instance without values left out; no interval",
     }
     return BenchmarkResult(
         benchmark=benchmark,

@@ -3,6 +3,10 @@
 - ``judge_rely[q] = judge[q] and judge[d] for every d in dep[q]``: the *raw* judgements of the direct
   dependencies only. A failed dependency of a dependency does not reach ``q`` unless ``q`` names it.
 - An instance contributes ``[questions with judge_rely, questions]`` to every micro-ratio it belongs to.
+- A verdict of 2 (a rule upstream does not know) is counted as upstream's aggregation counts it: it never
+  fails a dependant (only a dependency that is False does), it is not a pass for DRFR and the category,
+  task-type and nesting breakdowns (which test ``== True``), and it is a pass for the dimension, group
+  and composition breakdowns and the coherent test (which test truthiness, or ``== False``).
 - The coherent test is group-level, so it is computed from the item records rather than per item.
 """
 
@@ -14,15 +18,17 @@ from typing import Any
 
 from iopo_eval.data.complexbench import DIMENSION_GROUPS, Instance
 from iopo_eval.results import ItemRecord, Metric
+from iopo_eval.scoring.complexbench_rules import Verdict
 
 
-def judge_rely(instance: Instance, judge: Mapping[int, bool]) -> dict[int, bool]:
-    """Dependency-aware verdict of every question, keyed by point_id (direct dependencies only)."""
+def judge_rely(instance: Instance, judge: Mapping[int, Verdict]) -> dict[int, Verdict]:
+    """Dependency-aware verdict of every question, keyed by point_id (direct dependencies only): False
+    when a dependency's raw verdict is False, else the question's own verdict (which may be 2)."""
     missing = [q.point_id for q in instance.scoring_questions if q.point_id not in judge]
     if missing:
         raise KeyError(f"ComplexBench main_id {instance.main_id}: no judgement for point_id(s) {missing}")
     return {
-        q.point_id: bool(judge[q.point_id]) and all(judge[d] for d in q.dep)
+        q.point_id: False if any(judge[d] is False for d in q.dep) else judge[q.point_id]
         for q in instance.scoring_questions
     }
 
@@ -33,12 +39,13 @@ def _add(table: dict[str, list[float]], key: str, ok: bool) -> None:
     num_den[1] += 1.0
 
 
-def item_values(instance: Instance, rely: Mapping[int, bool]) -> dict[str, Any]:
+def item_values(instance: Instance, rely: Mapping[int, Verdict]) -> dict[str, Any]:
     """Metric contributions of one judged instance: ``[num, den]`` pairs for the micro-ratios, plus
-    ``all_pass`` (1 when every question passes: the instance-level figure the coherent test uses)."""
+    ``all_pass`` (1 when no question fails: the instance-level figure the coherent test uses)."""
     table: dict[str, list[float]] = {}
     for q in instance.scoring_questions:
-        ok = rely[q.point_id]
+        verdict = rely[q.point_id]
+        ok, truthy = verdict is True, bool(verdict)  # differ only for 2
         _add(table, "drfr", ok)
         _add(table, f"category/{instance.category}", ok)
         _add(table, f"category_family/{instance.category_family}", ok)
@@ -46,13 +53,13 @@ def item_values(instance: Instance, rely: Mapping[int, bool]) -> dict[str, Any]:
             _add(table, f"task_type/{task_type}", ok)
         _add(table, f"nested/{instance.nested}", ok)
         for dim in q.constraint_dimensions:
-            _add(table, f"dimension/{dim}", ok)
+            _add(table, f"dimension/{dim}", truthy)
         for group in dict.fromkeys(DIMENSION_GROUPS[d] for d in q.constraint_dimensions):
-            _add(table, f"group/{group}", ok)
+            _add(table, f"group/{group}", truthy)
         for comp in q.composition_types:
-            _add(table, f"composition/{comp}", ok)
+            _add(table, f"composition/{comp}", truthy)
     values: dict[str, Any] = dict(table)
-    values["all_pass"] = float(all(rely.values()))
+    values["all_pass"] = float(all(v is not False for v in rely.values()))
     return values
 
 
@@ -71,8 +78,9 @@ def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
 
     origin = share of instances (in complete groups) whose questions all pass; coherent = share of
     groups whose instances all pass; relative_drop = (origin - coherent) / origin. A group with an
-    instance that was not scored (judge failure, or not run) is left out of both, so origin and coherent
-    always cover the same instances; ``n`` says how many instances / groups were counted."""
+    instance without values (not judged, not run, a rule upstream's checker fails on) is left out of both,
+    so origin and coherent always cover the same instances; ``n`` says how many instances / groups were
+    counted. Instances whose failed judgements were counted upstream's way are in, as upstream's are."""
     groups: dict[str, list[ItemRecord]] = {}
     depth_of: dict[str, int] = {}
     for rec in records:
@@ -81,11 +89,7 @@ def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
             continue
         groups.setdefault(str(group), []).append(rec)
         depth_of[str(group)] = max(depth_of.get(str(group), 0), int(depth))
-    complete = {
-        g: recs
-        for g, recs in groups.items()
-        if all(r.status == "ok" and "all_pass" in r.values for r in recs)
-    }
+    complete = {g: recs for g, recs in groups.items() if all("all_pass" in r.values for r in recs)}
     out: dict[str, Metric] = {}
     for name, wanted in DEPTHS:
         chosen = [recs for g, recs in complete.items() if wanted(depth_of[g])]

@@ -41,11 +41,11 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, Any]:
     task = "complexbench" if doc["language"] == "zh" else "complexbench_en"
     outcomes = [JudgeOutcome.from_json(o) for o in judged["judgements"]]
     record = item_record(instance, doc["language"], task, judged["response"], outcomes)
-    ok = record.status == "ok"
+    # A failed judgement is counted as upstream counts it (the record has values) and also counted here.
     return {
-        "drfr": record.values["drfr"] if ok else None,
-        "all_pass": record.values["all_pass"] if ok else None,
-        "judge_failures": int(not ok),
+        "drfr": record.values.get("drfr"),
+        "all_pass": record.values.get("all_pass"),
+        "judge_failures": int(record.status != "ok"),
     }
 
 

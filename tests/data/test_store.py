@@ -1,24 +1,66 @@
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from iopo_eval.data import DataError, fetch, verify
 from iopo_eval.data.registry import REGISTRY, get_file
+from iopo_eval.data.store import git_blob_id
 from iopo_eval.data.trace import load_trace
 
 
 def test_registry_pins_every_mirrored_file(mirror: Path) -> None:
     for entry in REGISTRY.values():
         path = mirror / entry.mirror_path
-        if entry.sha256 is None or not path.is_file():
+        if not path.is_file():
             continue
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256, entry.key
+        if entry.sha256 is not None:
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == entry.sha256, entry.key
+        if entry.git_blob is not None:
+            assert git_blob_id(path) == entry.git_blob, entry.key
         assert len(entry.commit) == 40 or entry.commit == "master"
+
+
+def test_complexbench_data_is_pinned_by_its_git_blob_id() -> None:
+    entry = get_file("complexbench/data")
+    assert entry.sha256 is None and entry.git_blob == "fc1ffa9a4affcfa67603a003c75ba77e2ac6a404"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"hello world\n", bytes(range(256)) * 9000, "春天\r\n".encode() * 3],
+    ids=lambda c: f"{len(c)}B",
+)
+def test_git_blob_id_is_what_git_prints(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    printed = subprocess.run(["git", "hash-object", str(path)], capture_output=True, text=True, check=True)
+    assert git_blob_id(path) == printed.stdout.strip()
+    if not content:
+        assert git_blob_id(path) == "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"  # git's empty blob
+
+
+def test_a_file_pinned_by_git_blob_id_is_verified(
+    tmp_path: Path, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "mirror"
+    target = root / "complexbench/data/data_final.json"
+    target.parent.mkdir(parents=True)
+    target.write_text("[]\n", encoding="utf-8")
+    # The real entry: any file but upstream's is refused, naming the kind of hash and both values.
+    with pytest.raises(DataError, match=r"complexbench/data: .*data_final.json has git blob id [0-9a-f]{40}, "
+                       r"expected fc1ffa9a4affcfa67603a003c75ba77e2ac6a404"):  # fmt: skip
+        verify("complexbench/data", root)
+    # An entry pinned to this file's blob id accepts it.
+    entry = dataclasses.replace(get_file("complexbench/data"), git_blob=git_blob_id(target))
+    monkeypatch.setitem(REGISTRY, "complexbench/data", entry)
+    assert verify("complexbench/data", root) == target
 
 
 def test_verify_accepts_the_mirror(mirror: Path, isolated_cache: Path) -> None:

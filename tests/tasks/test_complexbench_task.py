@@ -5,7 +5,7 @@ with the response in tests/fixtures/complexbench/script.json; the loopback OpenA
 answers each judge prompt with the scripted reply for its question (JSON and upstream text formats mixed).
 Everything else is real: lm-eval's evaluator and our task YAML, the iopo_judge filter routing yes/no
 and extraction requests to their two judge configs, HTTP, the SQLite cache, the results files and CLI.
-The expected DRFR (16 of 25 questions) is computed by hand in tests/scoring/test_complexbench.py.
+The expected DRFR (17 of 26 questions) is computed by hand in tests/scoring/test_complexbench.py.
 """
 
 from __future__ import annotations
@@ -92,19 +92,22 @@ def run(tmp_path: Path, server: OpenAIServer, task: str) -> tuple[Any, Path]:
 def test_complexbench_end_to_end(tmp_path: Path, judge_server: OpenAIServer, fixture_data: Path) -> None:
     results, run_dir = run(tmp_path, judge_server, "complexbench")
     cb = results.benchmarks["complexbench"]
-    assert cb.metrics["drfr"].value == pytest.approx(100 * 16 / 25)
-    assert cb.metrics["category_family/Selection"].value == pytest.approx(100 * 11 / 17)
+    assert cb.metrics["drfr"].value == pytest.approx(100 * 17 / 26)
+    assert cb.metrics["category_family/Selection"].value == pytest.approx(100 * 13 / 18)
     assert cb.metrics["coherent/depth_2plus/relative_drop"].value == pytest.approx(25.0)
+    assert cb.metrics["unknown_rule"].value == pytest.approx(100 / 26)
     assert cb.n_items == 8 and cb.n_failed == 0
-    assert judge_server.calls == 25 and cb.cost.calls == 25  # one request per scoring question
+    assert cb.tasks == {"complexbench": 2.0}
+    assert cb.protocol["scoring_version"] == "complexbench-scoring-2"
+    assert judge_server.calls == 26 and cb.cost.calls == 26  # one request per scoring question
     # Both judges are recorded: yes/no as the benchmark's judge, the extractor in the protocol.
     assert cb.judge["name"] == "complexbench-gpt4-1106"
     assert cb.protocol["extract_judge"]["name"] == "complexbench-extract-gpt4-1106"
     assert cb.protocol["data_sha256"] == __import__("hashlib").sha256(DATA.read_bytes()).hexdigest()
     bodies = [json.dumps(b, ensure_ascii=False) for b in judge_server.bodies]
-    # The 7 rules whose name has "each": number/startswith (1), length (2), keyword/keyword_num (4),
+    # The 7 rules whose string has "each": number/startswith (1), length (2), keyword/keyword_num (4),
     # forbidden_word/endswith (5); the other 12 of the 19 rule questions use the "whole" mode, and the
-    # 6 LLM questions get the yes/no prompt.
+    # 7 LLM questions get the yes/no prompt.
     assert sum("Extraction mode: each" in b for b in bodies) == 7
     assert sum("Extraction mode: whole" in b for b in bodies) == 12
     records = read_items(run_dir / "complexbench.items.jsonl")
@@ -142,16 +145,16 @@ def test_complexbench_end_to_end(tmp_path: Path, judge_server: OpenAIServer, fix
         )
         == 0
     )
-    assert judge_server.calls == 25
+    assert judge_server.calls == 26
     rejudged, _ = load_results(next((tmp_path / "rejudged").iterdir()))
-    assert rejudged.benchmarks["complexbench"].cost.cache_hits == 25
-    assert rejudged.benchmarks["complexbench"].metrics["drfr"].value == pytest.approx(64.0)
+    assert rejudged.benchmarks["complexbench"].cost.cache_hits == 26
+    assert rejudged.benchmarks["complexbench"].metrics["drfr"].value == pytest.approx(100 * 17 / 26)
 
 
 def test_english_variant(tmp_path: Path, judge_server: OpenAIServer, fixture_data: Path) -> None:
     results, run_dir = run(tmp_path, judge_server, "complexbench_en")
     en = results.benchmarks["complexbench_en"]
-    assert en.metrics["drfr"].value == pytest.approx(64.0)
+    assert en.metrics["drfr"].value == pytest.approx(100 * 17 / 26)
     assert en.protocol["language"] == "en"
     prompts = [b["messages"][-1]["content"] for b in judge_server.bodies]
     assert all("Write a short piece" in p for p in prompts if "Is the response about spring?" in p)
@@ -161,12 +164,18 @@ def test_english_variant(tmp_path: Path, judge_server: OpenAIServer, fixture_dat
     }
 
 
-def test_judge_failures_are_counted_not_scored(tmp_path: Path, fixture_data: Path) -> None:
+def test_judge_failures_are_counted_as_upstream_counts_them(tmp_path: Path, fixture_data: Path) -> None:
+    """Every reply is "no idea": our parsers reject it (retried, then recorded failures, 8 instances),
+    and the headline counts it as upstream reads it: every yes/no question "no" (no 是 in it), every rule
+    checked on the one segment "no idea" (no segment marker: upstream takes the whole reply). Passing:
+    2#2 (no punctuation), 3#2 and 3#3 (not starts/ends with), 5#0 and 5#1 (no forbidden word), and 2#1
+    (7 characters) fails through its dependency 2#0: 5 of 26."""
     with OpenAIServer(reply="no idea") as server:
         results, _ = run(tmp_path, server, "complexbench")
     cb = results.benchmarks["complexbench"]
     assert cb.n_scored == 0 and cb.failures == {"parse_error": 8}
-    assert cb.metrics["drfr"].n == 0
+    assert cb.metrics["drfr"].n == 8 and cb.metrics["drfr"].value == pytest.approx(100 * 5 / 26)
+    assert cb.metrics["drfr_judged"].n == 0
 
 
 @pytest.mark.skipif(not MIRROR_GENERATIONS.is_file(), reason="needs the local data mirror")
@@ -191,7 +200,7 @@ def test_score_an_upstream_generation_file(
     assert cli_main([*argv, "--no-embedded-judge", "-o", str(tmp_path / "runs")]) == 0
     results, run_dir = load_results(next((tmp_path / "runs").iterdir()))
     cb = results.benchmarks["complexbench"]
-    assert cb.n_items == 3 and cb.n_scored == 3 and judge_server.calls == 10
+    assert cb.n_items == 3 and cb.n_scored == 3 and judge_server.calls == 10  # 4 + 3 + 3 questions
     assert results.model["name"] == "gpt4_1106"
     records = {r.item_id: r for r in read_items(run_dir / "complexbench.items.jsonl")}
     assert [records[str(i)].response for i in range(3)] == [g["generated"] for g in gens]
@@ -274,4 +283,4 @@ def test_each_judge_is_configured_under_its_own_name(
     cb = results.benchmarks["complexbench"]
     assert cb.protocol["extract_judge"]["name"] == "my-extractor"
     assert cb.judge["name"] == "complexbench-gpt4-1106"
-    assert cb.metrics["drfr"].value == pytest.approx(64.0)
+    assert cb.metrics["drfr"].value == pytest.approx(100 * 17 / 26)
