@@ -6,7 +6,9 @@ It implements what the Batch API's clients use, over HTTP/1.1 (stdlib ``Threadin
   ``GET /v1/files/{id}/content``, ``DELETE /v1/files/{id}``;
 - ``POST /v1/batches`` (``input_file_id``, ``endpoint``, ``completion_window`` "24h", ``metadata``),
   ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``, ``GET /v1/batches`` (newest first,
-  ``limit`` and ``after``).
+  ``limit`` and ``after``);
+- ``POST /v1/chat/completions``, answered at once like one batch line (status and text faults apply), as
+  OpenAI serves both at one base URL: a batch run's synchronous fallback calls it.
 
 Each batch runs through the real API's states on a thread of its own: ``validating`` (the input file is
 checked line by line as the API does: JSON object, ``custom_id`` a unique string, ``method`` POST, ``url``
@@ -184,6 +186,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"/batches"), "batches.list"),
     ("GET", re.compile(r"/batches/(?P<id>[^/]+)"), "batches.retrieve"),
     ("POST", re.compile(r"/batches/(?P<id>[^/]+)/cancel"), "batches.cancel"),
+    ("POST", re.compile(r"/chat/completions"), "chat.completions"),
 ]
 
 
@@ -409,6 +412,8 @@ class BatchServer:
             return 200, _dump(self._create(raw, headers.get("Authorization", ""))), "application/json"
         if name == "batches.list":
             return 200, _dump(self._list(query)), "application/json"
+        if name == "chat.completions":
+            return self._chat(raw)
         with self._cond:
             batch = self._batches.get(args["id"])
             if batch is None:
@@ -423,6 +428,37 @@ class BatchServer:
                 batch.stamps["cancelling_at"] = int(time.time())
                 self._cond.notify_all()
             return 200, _dump(batch.to_json()), "application/json"
+
+    def _chat(self, raw: bytes) -> tuple[int, bytes, str]:
+        """A synchronous call, answered as a batch line would be (status and text faults apply)."""
+        try:
+            request = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(400, f"bad request body: {exc}", "invalid_json") from exc
+        if not isinstance(request, dict) or not isinstance(request.get("model"), str):
+            raise ApiError(400, "the body must be a JSON object naming a model", "invalid_json")
+        fault = self._next_fault(request)
+        if fault is not None and fault.kind == "status":
+            raise ApiError(fault.status, f"scripted HTTP {fault.status}")
+        text = fault.text if fault is not None and fault.kind == "text" else self.reply_text(request)
+        return 200, _dump(self._completion(request, text)), "application/json"
+
+    def _completion(self, request: dict[str, Any], text: str) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = self.usage(request, text)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(request.get("model", "scripted")),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
 
     def _upload(self, raw: bytes, content_type: str) -> dict[str, Any]:
         if not content_type.startswith("multipart/form-data"):
@@ -750,25 +786,12 @@ class BatchServer:
         if fault is not None and fault.kind == "malformed":
             return result(200, {"id": "chatcmpl-broken", "object": "chat.completion"}), True, (0, 0)
         text = fault.text if fault is not None and fault.kind == "text" else self.reply_text(body)
-        prompt_tokens, completion_tokens = self.usage(body, text)
-        completion = {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": str(body.get("model", "scripted")),
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        completion = self._completion(body, text)
         out = result(200, completion)
         if fault is not None and fault.kind in ("cut", "not_json"):
             out = out[: len(out) // 2] + b"\n"
-        return out, True, (prompt_tokens, completion_tokens)
+        usage = completion["usage"]
+        return out, True, (usage["prompt_tokens"], usage["completion_tokens"])
 
     def _finish(
         self,

@@ -3,13 +3,12 @@ once calls exceed a requests-per-minute (and optionally a prompt-tokens-per-minu
 account's limits do. Use it as ``OpenAIServer(reply, faults=EnforcedLimit(600))``.
 
 Each limit is a token bucket holding ``burst_s`` seconds of its rate, refilled continuously; it starts
-full. A call that finds too little in a bucket is refused (counted in ``rejected``) and told how long
-until there is enough. Prompt tokens are counted as the server's ``default_usage`` counts them.
+full. A call that finds too little in a bucket is refused (counted in ``rejected``) and told in ``Retry-After`` (fractional
+seconds, as precise as OpenAI's ``retry-after-ms``) how long until there is enough. Prompt tokens are counted as the server's ``default_usage`` counts them.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from typing import Any
@@ -55,7 +54,7 @@ class EnforcedLimit:
             wait = max(bucket.wait_for(cost) for bucket, cost in buckets)
             if wait > 0:
                 self.rejected += 1
-                return Fault.rate_limited(retry_after=max(1, math.ceil(wait)))
+                return Fault.rate_limited(retry_after=f"{max(wait, 0.001):.3f}")
             for bucket, cost in buckets:
                 bucket.level -= cost
             self.accepted += 1
