@@ -355,12 +355,16 @@ class _Run:
         if job.state == "submitted" and job.batch_id is not None:
             self.open[job.submission] = _Open(job.submission, job.batch_id, job.created_at)
             self.report.reattached.append(job.batch_id)
+            log.info(
+                "re-attached to batch %s (%s, %d requests)", job.batch_id, job.remote_status, job.n_requests
+            )
             return
         fresh = time.time() - job.created_at < PREPARING_TTL_S
         if fresh and job.owner != self.owner and owner_alive(job.owner):
-            self.open[job.submission] = _Open(
-                job.submission, None, job.created_at
-            )  # another run is creating it
+            self.open[job.submission] = _Open(job.submission, None, job.created_at)
+            log.info(
+                "submission %s is being created by a live run (%s); waiting for it", job.submission, job.owner
+            )
             return
         found = await self._find_remote(job)
         if found is not None:
@@ -538,6 +542,15 @@ class _Run:
                 batch = await self._call("batches.retrieve", self.api.batches.retrieve(entry.batch_id))
             except openai.AuthenticationError as exc:
                 raise BatchApiError(f"judge {self.config.name}: {self._describe(exc)}") from exc
+            except openai.NotFoundError as exc:
+                # Deleted, or a ledger entry for another account: its answers cannot be had.
+                log.warning(
+                    "batch %s: not found (%s); its items are submitted again",
+                    entry.batch_id,
+                    self._describe(exc),
+                )
+                await self._collect(entry, _Gone(entry.batch_id))
+                continue
             except openai.APIError as exc:
                 log.warning(
                     "batch %s: status check failed (%s); trying again", entry.batch_id, self._describe(exc)
@@ -564,6 +577,8 @@ class _Run:
                 )
         elif job.state == "submitted":
             entry.batch_id = job.batch_id
+            if job.batch_id is not None:
+                self.report.reattached.append(job.batch_id)
         elif time.time() - job.created_at >= PREPARING_TTL_S or not owner_alive(job.owner):
             del self.open[entry.submission]
             await self._attach(job)
@@ -575,6 +590,11 @@ class _Run:
                 continue
             try:
                 content = await self._call("files.content", self.api.files.content(file_id))
+            except openai.NotFoundError as exc:  # expired (30 days) or deleted: those answers are gone
+                log.warning(
+                    "batch %s: %s file %s not found (%s)", batch.id, kind, file_id, self._describe(exc)
+                )
+                continue
             except openai.APIError as exc:
                 log.warning(
                     "batch %s: %s file download failed (%s); trying again",
@@ -688,6 +708,17 @@ class _Run:
                 state.attempts.error = f"batch {entry.batch_id or '(being created)'} is still {entry.status}; the next run collects it"
                 self.report.pending.append(h.key)
                 self._final(h.key, "skipped")
+
+
+@dataclass
+class _Gone:
+    """A batch the API no longer knows: collected as a failed batch without files."""
+
+    id: str
+    status: str = "failed"
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: Any = None
 
 
 def _is_final(status: int) -> bool:

@@ -123,6 +123,7 @@ class _Batch:
     error_file_id: str | None = None
     cancel_requested: bool = False
     expire_requested: bool = False
+    timeline: dict[str, float] = field(default_factory=dict)  # status -> monotonic time it was entered
 
     def to_json(self) -> dict[str, Any]:
         stamps = {
@@ -335,6 +336,11 @@ class BatchServer:
     def batch(self, batch_id: str) -> dict[str, Any]:
         with self._cond:
             return self._batches[batch_id].to_json()
+
+    def timeline(self, batch_id: str) -> dict[str, float]:
+        """When the batch entered each status (``time.monotonic()``), for benchmarks."""
+        with self._cond:
+            return dict(self._batches[batch_id].timeline)
 
     def batch_ids(self) -> list[str]:
         with self._cond:
@@ -563,6 +569,7 @@ class BatchServer:
                 expires_at=int(now + self.timing.completion_window_s),
                 deadline=time.monotonic() + self.timing.completion_window_s,
                 authorization=authorization,
+                timeline={"validating": time.monotonic()},
             )
             self._batches[batch.id] = batch
             self._order.append(batch.id)
@@ -614,6 +621,7 @@ class BatchServer:
         with self._cond:
             batch.status = status
             batch.stamps[f"{status}_at"] = int(time.time())
+            batch.timeline[status] = time.monotonic()
             self._cond.notify_all()
 
     def _run(self, batch: _Batch, data: bytes) -> None:

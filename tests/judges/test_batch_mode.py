@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -333,8 +334,9 @@ def test_waiting_stops_at_max_wait_and_the_next_run_reattaches_without_resubmitt
 
 
 def test_a_second_run_follows_the_batch_of_a_live_first_run(
-    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="iopo_eval.judges.batch")
     requests = build_requests(4)
     bserver.hold(after=0)
     first = in_thread(requests, bconfig, cache.path)
@@ -342,7 +344,7 @@ def test_a_second_run_follows_the_batch_of_a_live_first_run(
         lambda: bool(bserver.batch_ids()) and bserver.batch(bserver.batch_ids()[0])["status"] == "in_progress"
     )
     second = in_thread(requests, bconfig, cache.path)
-    bserver.wait_for(lambda: bserver.routes["batches.retrieve"] >= 4)
+    bserver.wait_for(lambda: "re-attached to batch" in caplog.text)
     bserver.release()
     (_, one), (_, two) = first.result(timeout=30), second.result(timeout=30)
     assert one.submitted == two.reattached and two.submitted == []
@@ -502,3 +504,53 @@ def test_the_key_never_reaches_the_cache_file(
     for path in cache.path.parent.glob(cache.path.name + "*"):
         data = path.read_bytes()
         assert key.encode() not in data and key[:16].encode() not in data, path
+
+
+def test_an_output_file_gone_before_collection_resubmits_its_items(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    requests = build_requests(3)
+    bserver.hold(after=0)
+    _, first = run(requests, bconfig, cache, settings={"max_wait_s": 0.1})
+    bserver.release()
+    (batch_id,) = first.submitted
+    bserver.wait_for(lambda: bserver.batch(batch_id)["status"] == "completed")
+    openai.OpenAI(base_url=bserver.base_url, api_key="k").files.delete(
+        bserver.batch(batch_id)["output_file_id"]
+    )
+    results, second = run(requests, bconfig, cache)
+    assert second.reattached == [batch_id] and len(second.submitted) == 1 and second.answered == 3
+    assert all(r.attempts == 2 for r in results.values())  # type: ignore[union-attr]
+
+
+def test_a_batch_the_api_does_not_know_resubmits_its_items(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    requests = build_requests(2)
+    submission = preparing_job(cache, bconfig, list(batch_items(requests, bconfig).values()), dead_owner())
+    with BatchLedger(cache.path) as ledger:
+        ledger.set_batch(submission, "batch_of_another_account", "in_progress")
+    _, report = run(requests, bconfig, cache)
+    assert report.reattached == ["batch_of_another_account"] and len(report.submitted) == 1
+    assert report.answered == 2 and bserver.resubmitted == 0
+
+
+def test_a_submission_a_live_run_is_still_uploading_is_waited_for(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="iopo_eval.judges.batch")
+    requests = build_requests(3)
+    bserver.stall("files.create")
+    first = in_thread(requests, bconfig, cache.path)
+    bserver.wait_for(lambda: bserver.routes["files.create"] == 1)
+    with BatchLedger(cache.path) as ledger:
+        assert [j.state for j in ledger.jobs()] == ["preparing"]
+    second = in_thread(requests, bconfig, cache.path)
+    bserver.wait_for(lambda: "being created by a live run" in caplog.text)
+    bserver.release()
+    (_, one), (_, two) = first.result(timeout=30), second.result(timeout=30)
+    assert len(one.submitted) == 1 and two.submitted == [] and two.lines_submitted == 0
+    # The second run follows the batch, or finds its answers already stored by the first.
+    assert two.reattached == one.submitted or two.cached == 3
+    assert "batches.list" not in two.api_calls  # a live owner is waited for, not second-guessed
+    assert bserver.resubmitted == 0 and len(bserver.batch_ids()) == 1
