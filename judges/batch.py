@@ -698,6 +698,17 @@ class _Run:
             await self.api.close()
 
     def _leave_pending(self) -> None:
+        """Stop waiting: items in open batches, and items not yet submitted, are skipped for now."""
+        for key in dict.fromkeys(self.queue):
+            state = self.keys[key]
+            if not state.done and key not in self.held:
+                state.attempts.error_kind = "batch_pending"
+                state.attempts.error = (
+                    "not yet submitted when the wait ran out (max_in_flight); the next run submits it"
+                )
+                self.report.pending.append(key)
+                self._final(key, "skipped")
+        self.queue = []
         for entry in self.open.values():
             for h in self.ledger.keys(entry.submission):
                 state = self.keys.get(h.key)

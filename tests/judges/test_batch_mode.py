@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import logging
 import os
@@ -554,3 +555,26 @@ def test_a_submission_a_live_run_is_still_uploading_is_waited_for(
     assert two.reattached == one.submitted or two.cached == 3
     assert "batches.list" not in two.api_calls  # a live owner is waited for, not second-guessed
     assert bserver.resubmitted == 0 and len(bserver.batch_ids()) == 1
+
+
+def test_max_in_flight_submits_the_next_batch_when_one_finishes(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    _, report = run(build_requests(5), bconfig, cache, settings={"max_in_flight": 1, "max_requests": 2})
+    assert report.answered == 5 and len(report.submitted) == 3
+    times = [bserver.timeline(b) for b in report.submitted]
+    for before, after in itertools.pairwise(times):
+        assert after["validating"] >= before["completed"]
+
+
+def test_items_not_yet_submitted_when_the_wait_runs_out_are_pending(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    bserver.hold(after=0)
+    settings = {"max_in_flight": 1, "max_requests": 2, "max_wait_s": 0.1}
+    results, report = run(build_requests(5), bconfig, cache, settings=settings)
+    assert len(report.submitted) == 1 and len(report.pending) == 5 and len(results) == 5
+    assert {(r.status, r.error_kind) for r in results.values()} == {("skipped", "batch_pending")}  # type: ignore[union-attr]
+    bserver.release()
+    _, second = run(build_requests(5), bconfig, cache)
+    assert second.reattached == report.submitted and second.answered == 5 and bserver.resubmitted == 0
