@@ -491,9 +491,11 @@ def test_dry_run_estimates_both_modes_without_a_call(bserver: BatchServer, bconf
     assert not bserver.routes
 
 
-def test_the_key_never_reaches_the_cache_file(
-    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+def test_the_key_never_reaches_the_cache_file_or_the_logs(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache, caplog: pytest.LogCaptureFixture
 ) -> None:
+    for name in ("openai", "httpx", "httpx2", "httpcore", "iopo_eval"):
+        caplog.set_level(logging.DEBUG, logger=name)
     key = os.environ[KEY_ENV]
     bserver.script(Fault.echo_auth())
     bserver.reply = lambda body: hashed_scores(body).replace("checked", f"checked with {key}")
@@ -501,6 +503,8 @@ def test_the_key_never_reaches_the_cache_file(
     statuses = sorted((r.status, r.error_kind) for r in results.values())  # type: ignore[union-attr]
     assert statuses == [("failed", "bad_request"), ("ok", None)]
     assert all(key not in (r.raw or "") + (r.error or "") for r in results.values())  # type: ignore[union-attr]
+    assert "HTTP Request" in caplog.text or "Request options" in caplog.text  # the DEBUG logs were on
+    assert key not in caplog.text and key[:16] not in caplog.text
     cache.close()
     for path in cache.path.parent.glob(cache.path.name + "*"):
         data = path.read_bytes()
