@@ -19,6 +19,11 @@ ERROR_KINDS = (
     "budget_exhausted",  # not attempted: the --budget cap was reached (resumable)
     "empty_response",  # the model's response was empty: judged as failed without a call
     "dry_run",  # not attempted: --dry-run only estimates the cost (status "skipped")
+    # Batch mode (judges/batch.py): the batch ended before running the request, in every round allowed.
+    "batch_expired",  # its 24 h completion window passed
+    "batch_cancelled",
+    "batch_failed",  # the batch failed as a whole (its input was rejected)
+    "batch_pending",  # still in a batch when the run stopped waiting (status "skipped"; the next run collects it)
 )
 
 
