@@ -27,11 +27,14 @@ The fields a request must carry, per spec (``UpstreamPromptSpec.request_fields``
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from iopo_eval.judges.prompt import RenderedPrompt
@@ -338,19 +341,34 @@ def read_spec(spec: UpstreamPromptSpec, source: str, where: str) -> LoadedPrompt
 
 @functools.lru_cache(maxsize=16)
 def _load_cached(key: str, path: str, mtime_ns: int, spec_name: str) -> LoadedPrompt:
-    from pathlib import Path
-
     text = Path(path).read_text(encoding="utf-8")
     return read_spec(SPECS[spec_name], text, f"{key} ({path})")
+
+
+# Files verified in this process: (key, mirror, $mirror, $cache) -> (path, mtime). A file is hashed again
+# when its modification time changes, so rendering many prompts does not re-hash it for each one.
+_VERIFIED: dict[tuple[str, str | None, str | None, str | None], tuple[Path, int]] = {}
+
+
+def _verified_path(key: str, mirror: str | None) -> tuple[Path, int]:
+    from iopo_eval.data.store import MIRROR_ENV, data_path
+
+    where = (key, mirror, os.environ.get(MIRROR_ENV), os.environ.get("IOPO_EVAL_CACHE"))
+    known = _VERIFIED.get(where)
+    if known is not None:
+        with contextlib.suppress(OSError):
+            if known[0].stat().st_mtime_ns == known[1]:
+                return known
+    path = data_path(key, mirror)
+    _VERIFIED[where] = (path, path.stat().st_mtime_ns)
+    return _VERIFIED[where]
 
 
 def load_prompt(spec: UpstreamPromptSpec, mirror: str | None = None) -> LoadedPrompt:
     """The spec's templates from the fetched (or mirrored) file, sha256-verified; raises the data store's
     ``DataError`` ("... is not available ...") when the file cannot be had."""
-    from iopo_eval.data.store import data_path
-
-    path = data_path(spec.registry_key, mirror)
-    return _load_cached(spec.registry_key, str(path), path.stat().st_mtime_ns, spec.name)
+    path, mtime_ns = _verified_path(spec.registry_key, mirror)
+    return _load_cached(spec.registry_key, str(path), mtime_ns, spec.name)
 
 
 # ---------------------------------------------------------------- rendering

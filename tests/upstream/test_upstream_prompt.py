@@ -259,6 +259,26 @@ def test_an_offline_machine_without_the_file_gets_the_not_available_error(
         render_upstream(ref, fields, mirror=str(partial))
 
 
+def test_a_file_changed_after_it_was_read_is_verified_again(
+    tmp_path: Path, isolated_cache: Path, mirror: Path
+) -> None:
+    import os
+
+    copy = tmp_path / "mirror"
+    (copy / "cfbench/upstream").mkdir(parents=True)
+    target = copy / "cfbench/upstream/evalaute.py"
+    shutil.copy(mirror / "cfbench/upstream/evalaute.py", target)
+    ref = {"upstream": "cfbench/upstream-evaluate", "spec": "cfbench"}
+    fields = {"prompt": "p", "gold": "", "criteria": ["c"], "response": "r"}
+    first = render_upstream(ref, fields, mirror=str(copy)).text
+    assert render_upstream(ref, fields, mirror=str(copy)).text == first
+    with target.open("a", encoding="utf-8") as fh:
+        fh.write("\n# changed\n")
+    os.utime(target, ns=(1, 1))
+    with pytest.raises(DataError, match="has sha256"):
+        render_upstream(ref, fields, mirror=str(copy))
+
+
 def test_the_registry_pins_every_upstream_protocol_file(mirror: Path) -> None:
     table = (mirror / "README.md").read_text(encoding="utf-8").split("## Upstream protocol files", 1)[1]
     listed = {
