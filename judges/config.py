@@ -72,6 +72,9 @@ class JudgeConfig:
     # numbers sit beside the paper's. Cleared by any override that can change a judgement (another model,
     # template or sampling); the endpoint (OpenAI, Azure) is not part of it.
     paper_protocol: bool = False
+    # An upstream evaluator's own prompt instead of a template file: {upstream: <registry key>, spec: <name>}
+    # (judges/upstream_prompt.py). Its identity text stands in for the template text.
+    prompt: dict[str, Any] | None = None
     # Not read from YAML: where the config came from and the template's text (loaded once).
     source: str = ""
     template_text: str = ""
@@ -107,9 +110,9 @@ class JudgeConfig:
         if "price" in changes and isinstance(changes["price"], dict):
             changes["price"] = _price(changes["price"], self.source or self.name)
         new = dataclasses.replace(self, **changes)
-        if "template" in changes:
+        if "template" in changes or "prompt" in changes:
             base = Path(self.source).parent if self.source else None
-            new = dataclasses.replace(new, template_text=_read_template(new.template, base, new.source))
+            new = dataclasses.replace(new, template_text=_template_text(new, base, new.source))
         if "paper_protocol" not in changes and new.identity() != self.identity():
             new = dataclasses.replace(new, paper_protocol=False)
         _validate(new, self.source or self.name)
@@ -164,6 +167,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "truncation": (dict,),
     "smoke_test": (bool,),
     "paper_protocol": (bool,),
+    "prompt": (dict, type(None)),
     "price": (dict, Price),
 }
 
@@ -248,6 +252,22 @@ def _read_template(template: str, base: Path | None, where: str) -> str:
     )
 
 
+def _template_text(cfg: JudgeConfig, base: Path | None, where: str) -> str:
+    if cfg.prompt is None:
+        return _read_template(cfg.template, base, where)
+    if cfg.template or cfg.truncation:
+        raise JudgeConfigError(
+            f"judge config {where}: an upstream 'prompt' takes no 'template' and no 'truncation' "
+            "(upstream's own truncation applies)"
+        )
+    from iopo_eval.judges.upstream_prompt import UpstreamPromptError, parse_prompt_config
+
+    try:
+        return parse_prompt_config(cfg.prompt, f"judge config {where}").identity_text()
+    except UpstreamPromptError as exc:
+        raise JudgeConfigError(str(exc)) from exc
+
+
 def config_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A path as given when it exists, else a bundled config by name (with or without ``.yaml``)."""
     path = Path(name_or_path)
@@ -274,9 +294,10 @@ def load_judge_config(name_or_path: str | os.PathLike[str]) -> JudgeConfig:
         raise JudgeConfigError(f"judge config {where}: the top level must be a mapping of keys")
     for key in sorted(set(raw) - _YAML_KEYS):
         raise JudgeConfigError(f"judge config {where}: unknown key {key!r} (known: {sorted(_YAML_KEYS)})")
-    for key in sorted(_REQUIRED - set(raw)):
+    for key in sorted(_REQUIRED - set(raw) - ({"template"} if raw.get("prompt") is not None else set())):
         raise JudgeConfigError(f"judge config {where}: missing key {key!r}")
     values = dict(raw)
+    values.setdefault("template", "")
     values["price"] = _price(values["price"], where)
     if values.get("truncation") is None:
         values["truncation"] = {}
@@ -285,7 +306,7 @@ def load_judge_config(name_or_path: str | os.PathLike[str]) -> JudgeConfig:
             values[key] = float(values[key])
     cfg = JudgeConfig(**values, source=where, template_text="")
     _validate(cfg, where)
-    return dataclasses.replace(cfg, template_text=_read_template(cfg.template, path.parent, where))
+    return dataclasses.replace(cfg, template_text=_template_text(cfg, path.parent, where))
 
 
 def resolve_judge_config(

@@ -41,6 +41,7 @@ from iopo_eval.judges.config import JudgeConfig
 from iopo_eval.judges.parse import get_parser
 from iopo_eval.judges.prompt import RenderedPrompt, cache_key, render
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest, Usage
+from iopo_eval.judges.upstream_prompt import render_upstream
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +163,12 @@ def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Ite
         fields = dict(request.fields)
         if fields.get(RESPONSE_FIELD) is None:
             fields.pop(RESPONSE_FIELD, None)
-        rendered = render(
-            config.template_text, fields, n_expected=request.n_expected, truncation=config.truncation
-        )
+        if config.prompt is not None:  # an upstream evaluator's own prompt, rendered as upstream renders it
+            rendered = render_upstream(config.prompt, fields)
+        else:
+            rendered = render(
+                config.template_text, fields, n_expected=request.n_expected, truncation=config.truncation
+            )
         items.append(_Item(request, rendered, cache_key(identity, rendered, request.n_expected)))
     return items
 
@@ -442,7 +446,7 @@ async def _call_pending(
             result = await client.judge(
                 item.rendered.text,
                 item.request.n_expected,
-                parser,
+                parser.for_request(item.request.fields),
                 gate=budget.gate,
                 settle=budget.settle,
             )

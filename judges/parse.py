@@ -8,10 +8,11 @@ a judge failure (retried, then recorded), never a guess.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,16 @@ class ParserSpec:
     name: str
     parse: Callable[[str, int], ParsedJudgement]
     schema: Callable[[int], dict[str, Any]] | None = None  # JSON schema for structured outputs
+    # Parsers of upstream reply formats check the reply against the request (CFBench echoes each checkpoint's
+    # text): called with the request's fields instead of ``parse`` where the engine has them (``for_request``).
+    parse_in_context: Callable[[str, Mapping[str, Any], int], ParsedJudgement] | None = None
+
+    def for_request(self, fields: Mapping[str, Any]) -> ParserSpec:
+        """This parser with one request's fields bound (itself when it does not read them)."""
+        if self.parse_in_context is None:
+            return self
+        read = self.parse_in_context
+        return dataclasses.replace(self, parse=lambda reply, n_expected: read(reply, fields, n_expected))
 
 
 PARSERS: dict[str, ParserSpec] = {}

@@ -1,22 +1,15 @@
-"""CFBench judge replies: our structured JSON answer, and upstream's tab-separated text format.
+"""CFBench judge replies in our structured JSON answer (``judges/templates/cfbench_judge_v1.txt``).
 
 ``cfbench_checkpoints`` (registered parser) reads our judge's reply: one 0/1 score per checkpoint, in
 order, as ``{"checkpoints": [{"index": 1, "score": 0|1}, ...]}``. It is strict: anything else is a
 judge failure that the engine retries and then records, never a guess.
 
-``parse_upstream_reply`` reads a reply in upstream's format (protocols.md §3.3: one
-``"<checkpoint>\\t<0|1>"`` per checkpoint, separated by blank lines) the way upstream's evaluate script
-does, with its three parse states, so that files judged with upstream's own script can be rescored.
-Upstream's fallback keeps only the 1s (``if float(score) and ...`` drops every 0); ours keeps the 0s
-unless ``keep_zeros=False`` asks for upstream's behaviour, for comparison.
+Upstream's tab-separated text format is read by ``parse_cfbench_upstream`` exactly as upstream reads it.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from iopo_eval.judges.parse import (
@@ -91,73 +84,3 @@ def parse_cfbench_checkpoints(reply: str, n_expected: int) -> ParsedJudgement:
 
 
 register_parser(ParserSpec(name=PARSER_NAME, parse=parse_cfbench_checkpoints, schema=cfbench_schema))
-
-
-# --- upstream's text format ------------------------------------------------------------------------
-# Parse states as upstream's evaluate script stores them in ``judge_parsing``.
-STRICT = "1"
-FALLBACK = "0"
-FAILED = "-1"
-PARSE_STATES = (STRICT, FALLBACK, FAILED)
-
-
-@dataclass(frozen=True)
-class UpstreamParse:
-    scores: list[float]  # aligned with the checkpoints only when state is STRICT
-    state: str  # STRICT | FALLBACK | FAILED
-
-    @property
-    def aligned(self) -> bool:
-        return self.state == STRICT
-
-
-def parse_upstream_strict(reply: str, checkpoints: Sequence[str]) -> list[float] | None:
-    """Upstream's strict reading: blocks separated by a blank line, as many as checkpoints, each
-    ``<checkpoint text>\\t<score>`` with the checkpoint echoed verbatim and a score of 0 or 1.
-
-    Surrounding whitespace of the reply, of each block and of each side of the tab is ignored (the
-    data has 29 checkpoints with stray spaces at their ends). None when the reply does not conform."""
-    blocks = reply.strip().split("\n\n")
-    if len(blocks) != len(checkpoints):
-        return None
-    scores = []
-    for block, checkpoint in zip(blocks, checkpoints, strict=True):
-        text, tab, score = block.strip().rpartition("\t")
-        if not tab or text.strip() != checkpoint.strip() or score.strip() not in ("0", "1"):
-            return None
-        scores.append(float(score.strip()))
-    return scores
-
-
-def parse_upstream_fallback(reply: str, *, keep_zeros: bool = True) -> list[float]:
-    """Upstream's lenient reading: the score after the last tab of every line that has one.
-
-    Only 0 and 1 are kept (any number equal to them, e.g. ``1.0``); other text is skipped. Upstream
-    also skips every 0 (its test ``if float(score) and ...`` is false for 0), which turns a reply with
-    some failed checkpoints into a perfect one; ``keep_zeros=False`` reproduces that for comparison."""
-    scores = []
-    for line in reply.splitlines():
-        _text, tab, score = line.rpartition("\t")
-        if not tab:
-            continue
-        try:
-            value = float(score.strip())
-        except ValueError:
-            continue
-        if not math.isfinite(value) or value not in (0.0, 1.0):
-            continue
-        if value == 0.0 and not keep_zeros:
-            continue
-        scores.append(value)
-    return scores
-
-
-def parse_upstream_reply(reply: str, checkpoints: Sequence[str], *, keep_zeros: bool = True) -> UpstreamParse:
-    """Strict, else fallback (state "0"), else failed (state "-1" with upstream's stand-in score [0])."""
-    strict = parse_upstream_strict(reply, checkpoints)
-    if strict is not None:
-        return UpstreamParse(strict, STRICT)
-    fallback = parse_upstream_fallback(reply, keep_zeros=keep_zeros)
-    if fallback:
-        return UpstreamParse(fallback, FALLBACK)
-    return UpstreamParse([0.0], FAILED)

@@ -99,6 +99,116 @@ _FILES = [
         sha256="3044327f0198a514eab9206156a68046f4e80e9c7b32e037f8b624dfcafcb71d",
         license="MIT",
     ),
+    # The upstream evaluators' own protocol files (judge prompts, parsing, rules), fetched and verified like
+    # data and read without being executed (iopo_eval.judges.upstream_prompt); never copied into the package.
+    *(
+        DataFile(
+            key=f"trace/upstream-{name}",
+            benchmark="trace",
+            repo="Tongyi-CCAI/Complex-IF",
+            commit=_COMPLEX_IF,
+            upstream_path=f"TRACE/Eval_script/{path}",
+            mirror_path=f"trace/upstream/{path.rsplit('/', 1)[1]}",
+            sha256=sha256,
+            license="MIT",
+            note=note,
+        )
+        for name, path, sha256, note in (
+            (
+                "template",
+                "src/evaluators/trace/template.py",
+                "8608ff6bc491cf72f47c960a43998c5af3992df75fb5dbc57b112dbe75fa7049",
+                "TRACE's GPT-4o judge prompt",
+            ),
+            (
+                "trace",
+                "src/evaluators/trace/trace.py",
+                "caaaa87ba3a320d4bd9768bc60471fde26d9937293818eeb4c3f02c59ffd5d0e",
+                "how TRACE's judge reply is parsed",
+            ),
+            (
+                "evaluator-config",
+                "config/models/evaluator_gpt4o.yaml",
+                "822957123d67185284df75f0db387da25c2f4b8cf227d5699dd937ad6ac2b43c",
+                "TRACE's judge sampling",
+            ),
+        )
+    ),
+    DataFile(
+        key="cfbench/upstream-evaluate",
+        benchmark="cfbench",
+        repo="PKU-Baichuan-MLSystemLab/CFBench",
+        commit=_CFBENCH,
+        upstream_path="code/evalaute.py",
+        mirror_path="cfbench/upstream/evalaute.py",
+        sha256="07d0c0f95bf8ebf232121a33f68f189b6a47a47cdff4f3f3e4fec63e4b0510c8",
+        license="none upstream: downloaded for the user, never redistributed",
+        redistributable=False,
+        note="CFBench's judge prompt, reply parsing and CSR/ISR/PSR",
+    ),
+    *(
+        DataFile(
+            key=f"complexbench/upstream-{name}",
+            benchmark="complexbench",
+            repo="thu-coai/ComplexBench",
+            commit=_COMPLEXBENCH,
+            upstream_path=path,
+            mirror_path=f"complexbench/upstream/{path}",
+            sha256=sha256,
+            license="MIT",
+            note=note,
+        )
+        for name, path, sha256, note in (
+            (
+                "con-rule",
+                "evaluation/con_rule.py",
+                "eb9b539b3ffeae79c82fea6d7b10aab571af726de3f22fe02b114c30ffa59d50",
+                "the rule checker",
+            ),
+            (
+                "rule-based-evaluation",
+                "evaluation/rule_based_evaluation.py",
+                "295816516903cc3a9e6111dd7cb57cbd1f958f773510dd3f8525a064263ab339",
+                "extraction post-processing",
+            ),
+            (
+                "aggregation",
+                "evaluation/aggregation.py",
+                "a03c66a001fa041e7f8b4c3e62b349b4d6537d810c0f97dba7f61be399962fda",
+                "DRFR and dependencies",
+            ),
+            (
+                "llm-based-evaluation",
+                "evaluation/llm_based_evaluation.py",
+                "6e8ae5ce40e731fa0a92a731f561640ed0badf178360ce9ebdea619839bed5d1",
+                "how the yes/no judge is asked and read",
+            ),
+            (
+                "llm-based-extraction",
+                "evaluation/llm_based_extraction.py",
+                "e5b307f0c22f6b9d35809c80e5d84f746597e0e0b6fa3c17f04533c9b1fa90a8",
+                "how the extraction judge is asked",
+            ),
+            (
+                "ral-evaluator",
+                "evaluation/prompts/RAL_evaluator.py",
+                "1a518974083f614abc31ba6e8352b1d740c29a41b176b688a1bd1f13c16a2106",
+                "the yes/no judge prompt",
+            ),
+            (
+                "ral-extractor",
+                "evaluation/prompts/RAL_extractor.py",
+                "a5a112e0528317903136c85440c46f0a6d3a50e7adf6b161be3b1099833e3382",
+                "the extraction prompts",
+            ),
+            (
+                "eval-sh",
+                "eval.sh",
+                "e2dcafe8d6de809b455f5669c35a73d5b115a7b6dec0bd3ddeccf92746c415da",
+                "the order of the evaluation stages",
+            ),
+        )
+    ),
 ]
 
 REGISTRY: dict[str, DataFile] = {f.key: f for f in _FILES}

@@ -7,8 +7,9 @@ Two sources of verdicts:
 - our judge (the ``cfbench_checkpoints`` JSON parser): every judgement that parses is a strict parse;
   a judgement that fails after the engine's retries is counted as a failure, never scored;
 - files judged with upstream's own script (``iopo-eval score cfbench --judged FILE``): the stored
-  ``judge_response`` is read again with upstream's strict and fallback rules, keeping the zeros that
-  upstream's fallback drops (see tasks/cfbench/README.md).
+  ``judge_response`` is read again exactly as upstream reads it (``parse_cfbench_upstream``: checkpoint
+  texts compared verbatim), keeping the zeros that upstream's fallback drops unless asked not to (see
+  tasks/cfbench/README.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 from iopo_eval.data.cfbench import CFBenchItem, load_cfbench, parse_row
 from iopo_eval.data.rows import read_json_list
 from iopo_eval.data.store import DataError, sha256_of
-from iopo_eval.judges.parse_cfbench import FAILED, FALLBACK, STRICT, parse_upstream_reply
+from iopo_eval.judges.parse_cfbench_upstream import FAILED, FALLBACK, STRICT, parse_upstream_reply
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import (
     BenchmarkResult,

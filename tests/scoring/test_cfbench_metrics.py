@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from iopo_eval.data.cfbench import PRIMARY, SECONDARY, CFBenchItem, Checkpoint
-from iopo_eval.judges.parse_cfbench import FAILED, FALLBACK, STRICT
+from iopo_eval.judges.parse_cfbench_upstream import FAILED, FALLBACK, STRICT
 from iopo_eval.judges.types import JudgeOutcome
 from iopo_eval.scoring.cfbench import (
     ItemScores,

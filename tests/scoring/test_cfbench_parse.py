@@ -1,5 +1,5 @@
-"""CFBench judge replies: our strict JSON parser (directly and through the real loopback server, with
-the engine's retries and failure records) and upstream's strict / fallback text format."""
+"""CFBench judge replies: our strict JSON parser, directly and through the real loopback server, with
+the engine's retries and failure records. Upstream's text format: tests/judges/test_parse_cfbench_upstream.py."""
 
 from __future__ import annotations
 
@@ -13,14 +13,7 @@ import pytest
 
 from iopo_eval.judges import JudgeCache, JudgeConfig, JudgeRequest, judge_batch, resolve_judge_config
 from iopo_eval.judges.parse import PARSERS, JudgeParseError
-from iopo_eval.judges.parse_cfbench import (
-    FAILED,
-    FALLBACK,
-    STRICT,
-    cfbench_schema,
-    parse_cfbench_checkpoints,
-    parse_upstream_reply,
-)
+from iopo_eval.judges.parse_cfbench import cfbench_schema, parse_cfbench_checkpoints
 from iopo_eval.scoring.cfbench import NO_REFERENCE, judge_request
 from iopo_eval.testing.openai_server import Fault, OpenAIServer
 
@@ -81,54 +74,6 @@ def test_schema_asks_for_exactly_n_binary_scores() -> None:
     assert entries["minItems"] == entries["maxItems"] == 4
     assert entries["items"]["properties"]["score"]["enum"] == [0, 1]
     assert schema["required"] == ["checkpoints"]
-
-
-# ---------------------------------------------------------------- upstream's text format
-
-CPS = ["回答分为三段", "使用正式语气", "不超过200字"]
-
-
-def test_upstream_strict_parse_echoes_every_checkpoint() -> None:
-    reply = "回答分为三段\t1\n\n使用正式语气\t0\n\n 不超过200字 \t 1 \n"
-    assert parse_upstream_reply(reply, CPS) == parse_upstream_reply(reply, CPS, keep_zeros=False)
-    got = parse_upstream_reply(reply, CPS)
-    assert got.state == STRICT and got.scores == [1.0, 0.0, 1.0] and got.aligned
-
-
-@pytest.mark.parametrize(
-    "reply",
-    [
-        "回答分为三段\t1\n使用正式语气\t0\n不超过200字\t1",  # single newlines: one block, not three
-        "回答分为三段\t1\n\n语气正式\t0\n\n不超过200字\t1",  # a checkpoint not echoed verbatim
-        "回答分为三段\t1\n\n使用正式语气\t0.0\n\n不超过200字\t1",  # 0.0 is not the strict "0"
-        "回答分为三段\t1\n\n使用正式语气\t0",  # one block missing
-    ],
-)
-def test_upstream_fallback_keeps_the_zeros(reply: str) -> None:
-    ours = parse_upstream_reply(reply, CPS)
-    assert ours.state == FALLBACK and 0.0 in ours.scores and 1.0 in ours.scores
-    # Upstream's fallback keeps only the ones: the same reply reads as all satisfied.
-    theirs = parse_upstream_reply(reply, CPS, keep_zeros=False)
-    assert theirs.state == FALLBACK and set(theirs.scores) == {1.0}
-    assert len(theirs.scores) == len(ours.scores) - ours.scores.count(0.0)
-
-
-def test_upstream_fallback_skips_lines_without_a_binary_score() -> None:
-    reply = "评估如下：\n回答分为三段\t1\n使用正式语气\t部分满足\n不超过200字\t0.5\nx\tinf\n总分\t0"
-    assert parse_upstream_reply(reply, CPS).scores == [1.0, 0.0]
-
-
-def test_an_all_zero_fallback_is_a_parse_failure_only_upstream() -> None:
-    reply = "回答分为三段\t0\n使用正式语气\t0"
-    assert parse_upstream_reply(reply, CPS).state == FALLBACK
-    assert parse_upstream_reply(reply, CPS).scores == [0.0, 0.0]
-    failed = parse_upstream_reply(reply, CPS, keep_zeros=False)
-    assert failed.state == FAILED and failed.scores == [0.0]
-
-
-def test_unreadable_reply_is_upstreams_failed_state() -> None:
-    got = parse_upstream_reply("I cannot evaluate this.", CPS)
-    assert got.state == FAILED and got.scores == [0.0] and not got.aligned
 
 
 # ---------------------------------------------------------------- through the real loopback server
