@@ -115,11 +115,13 @@ def test_every_cfbench_row_renders_as_upstreams_code_builds_it(mirror: Path) -> 
         assert n_expected(ref, fields) == len(row["criteria"])
 
 
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench" / "data_final.json"
+
+
 def complexbench_lines() -> list[dict[str, Any]]:
     """Upstream's per-question lines: the fixture's questions with their instructions and synthetic
     responses, and the 1,150 real instructions and GPT-4-1106 responses with a synthetic question."""
-    repo = Path(__file__).resolve().parents[2]
-    data = json.loads((repo / "tests/fixtures/complexbench/data_final.json").read_text(encoding="utf-8"))
+    data = json.loads(FIXTURE.read_text(encoding="utf-8"))
     lines = []
     for i, item in enumerate(data):
         for j, question in enumerate(item["scoring_questions"]):
@@ -158,7 +160,8 @@ def test_complexbench_prompts_render_as_upstreams_get_payload_builds_them(kind: 
     }
     ref = {"upstream": key[kind], "spec": spec}
     lines = complexbench_lines()
-    assert len(lines) == 25 + 1150
+    fixture = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    assert len(lines) == sum(len(item["scoring_questions"]) for item in fixture) + 1150
     cut = 0
     for line in lines:
         fields = {
