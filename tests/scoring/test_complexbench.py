@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from iopo_eval.aggregate import build_result
 from iopo_eval.data.complexbench import DataError, load_generations, load_instances, parse_instance
+from iopo_eval.importers.complexbench_generations import generation_responses
 from iopo_eval.judges import judge_batch, load_judge_config
 from iopo_eval.judges.parse import JudgeParseError, get_parser
 from iopo_eval.judges.parse_complexbench import decode_extraction, parse_extract, parse_yesno
@@ -176,7 +178,13 @@ def metric(result: Any, name: str) -> float:
 
 def test_drfr_and_breakdowns_on_the_fixture() -> None:
     records = scored_records()
-    result = cb.result_for(records, {"complexbench": 1.0}, None, data_sha256="abc", bootstrap_iters=50)
+    result = build_result(
+        cb.COMPLEXBENCH,
+        records,
+        docs=[{"data_sha256": "abc"}],
+        task_versions={"complexbench": 1.0},
+        bootstrap_iters=50,
+    )
     # judge_rely true per instance: 4/4, 1/3, 3/3, 1/4, 4/4, 1/4, 0/1, 2/2 -> 16 of 25 questions.
     assert metric(result, "drfr") == pytest.approx(100 * 16 / 25)
     assert metric(result, "all_pass") == pytest.approx(100 * 4 / 8)  # instances 0, 2, 4, 7
@@ -205,7 +213,9 @@ def test_drfr_and_breakdowns_on_the_fixture() -> None:
 
 
 def test_coherent_test_per_depth() -> None:
-    result = cb.result_for(scored_records(), {"complexbench": 1.0}, None, bootstrap_iters=10)
+    result = build_result(
+        cb.COMPLEXBENCH, scored_records(), task_versions={"complexbench": 1.0}, bootstrap_iters=10
+    )
     # depth 1: group g1 = instances 2 (pass) and 3 (fail)
     assert metric(result, "coherent/depth_1/origin") == pytest.approx(50.0)
     assert metric(result, "coherent/depth_1/coherent") == pytest.approx(0.0)
@@ -229,7 +239,7 @@ def test_a_failed_judgement_fails_the_instance_and_its_group() -> None:
     outcomes[2] = JudgeOutcome(key="4#2", status="failed", error_kind="parse_error", raw="??")
     records[4] = cb.item_record(inst, "zh", "complexbench", SCRIPT["responses"]["4"], outcomes)
     assert records[4].status == "judge_failed" and records[4].values == {}
-    result = cb.result_for(records, {"complexbench": 1.0}, None, bootstrap_iters=10)
+    result = build_result(cb.COMPLEXBENCH, records, task_versions={"complexbench": 1.0}, bootstrap_iters=10)
     assert metric(result, "drfr") == pytest.approx(100 * 12 / 21)
     assert result.failures == {"parse_error": 1}
     # g2 is incomplete, so only g3 (instance 7, passing) is left at depth >= 2.
@@ -390,13 +400,13 @@ def test_upstream_generation_file_reads_and_aligns(tmp_path: Path) -> None:
     for row, gen in zip(data, gens, strict=False):
         row["instruction"] = gen.instruction
     instances = load_instances(write_rows(tmp_path, data))
-    responses = cb.generation_responses(MIRROR_GENERATIONS, instances, limit=3)
+    responses = generation_responses(MIRROR_GENERATIONS, instances, limit=3)
     assert list(responses) == [("complexbench", "complexbench", str(i)) for i in range(3)]
     assert responses[("complexbench", "complexbench", "1")] == gens[1].generated
     with pytest.raises(DataError, match="not in the ComplexBench data"):
-        cb.generation_responses(MIRROR_GENERATIONS, instances)  # 1,150 rows vs 8 instances
+        generation_responses(MIRROR_GENERATIONS, instances)  # 1,150 rows vs 8 instances
     with pytest.raises(DataError, match="main_id 0: its instruction differs"):
-        cb.generation_responses(MIRROR_GENERATIONS, load_instances(DATA), limit=1)
+        generation_responses(MIRROR_GENERATIONS, load_instances(DATA), limit=1)
 
 
 def test_generation_file_rows_are_validated(tmp_path: Path) -> None:
@@ -417,6 +427,6 @@ def test_an_empty_response_fails_every_question_and_is_counted() -> None:
     assert rec.values["drfr"] == [0.0, 4.0] and rec.values["empty_response"] == 1.0
     records = scored_records()
     records[0] = rec
-    result = cb.result_for(records, {"complexbench": 1.0}, None, bootstrap_iters=10)
+    result = build_result(cb.COMPLEXBENCH, records, task_versions={"complexbench": 1.0}, bootstrap_iters=10)
     assert metric(result, "drfr") == pytest.approx(100 * 12 / 25)  # instance 0's 4 passes are lost
     assert metric(result, "empty_response") == pytest.approx(100 / 8)
