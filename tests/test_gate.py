@@ -14,14 +14,14 @@ import pytest
 
 from iopo_eval.commands import gate as gate_command
 from iopo_eval.gate import EXIT_CANNOT_COMPARE, EXIT_OK, EXIT_REGRESSION, GateOptions, run_gate
-from iopo_eval.leaderboard.synthetic import (
+from iopo_eval.results import ItemRecord, MetricSpec
+from iopo_eval.stats import bootstrap_ci, discordant_counts, is_binary, mcnemar, paired_bootstrap
+from iopo_eval.testing.synthetic import (
     JudgeSpec,
     SyntheticRun,
     write_run_from_items,
     write_synthetic_run,
 )
-from iopo_eval.results import ItemRecord, MetricSpec
-from iopo_eval.stats import bootstrap_ci, discordant_counts, is_binary, mcnemar, paired_bootstrap
 
 
 def cli_main(argv: list[str]) -> int:
@@ -391,7 +391,7 @@ def test_console_script_end_to_end(runs: dict[str, Path]) -> None:
         timeout=120,
     )
     assert proc.returncode == EXIT_REGRESSION, proc.stderr
-    assert "| ifeval | S-Acc (`prompt_strict`)" in proc.stdout
+    assert "| ifeval | S-Acc (prompt-level strict) (`prompt_strict`)" in proc.stdout
     results = json.loads((runs["worse"] / "results.json").read_text())
     assert results["model"]["name"] == "worse-model"
 
