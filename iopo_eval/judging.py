@@ -21,7 +21,7 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,8 +111,6 @@ class JudgeSession:
                         "--judge-base-url was given (--no-embedded-judge forbids the smoke-test judge)"
                     )
                 config = self._embedded_config(config)
-            if self.concurrency is not None:
-                config = config.with_overrides(concurrency=self.concurrency)
             self._configs[key] = config
             return config
 
@@ -143,11 +141,24 @@ class JudgeSession:
         """Outcomes in request order; each request goes to the judge its ``judge`` role names."""
         if not requests:
             return []
-        configs = {role.name: self.config(bench, role) for role in bench.judges}
+        return self.judge_with({role.name: self.config(bench, role) for role in bench.judges}, requests)
+
+    def judge_with(
+        self, configs: Mapping[str, JudgeConfig], requests: Sequence[JudgeRequest]
+    ) -> list[JudgeOutcome]:
+        """Any LLM calls, through this session's cache, budget and concurrency: each request goes to the
+        config its ``judge`` names (the first when empty). For callers with configs of their own, such as
+        the training-data builder."""
+        if not requests:
+            return []
+        if self.concurrency is not None:
+            configs = {
+                name: cfg.with_overrides(concurrency=self.concurrency) for name, cfg in configs.items()
+            }
         budget = None if self.budget_usd is None else max(0.0, self.budget_usd - self.spent_usd)
         run = judge_batch(
             list(requests),
-            configs,
+            dict(configs),
             self.cache(),
             budget_usd=budget,
             dry_run=self.dry_run,

@@ -142,7 +142,11 @@ def _open_cache(cache: JudgeCache | str | os.PathLike[str] | None) -> tuple[Judg
 
 
 def _is_empty_response(request: JudgeRequest) -> bool:
-    value = request.fields.get(RESPONSE_FIELD, "")
+    """A judged model response that is empty; a request without a response field (a generation asked
+    of the model itself, say) has none to be empty."""
+    if RESPONSE_FIELD not in request.fields:
+        return False
+    value = request.fields[RESPONSE_FIELD]
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -160,11 +164,8 @@ def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Ite
         if _is_empty_response(request):
             items.append(None)
             continue
-        fields = dict(request.fields)
-        if fields.get(RESPONSE_FIELD) is None:
-            fields.pop(RESPONSE_FIELD, None)
         rendered = render(
-            config.template_text, fields, n_expected=request.n_expected, truncation=config.truncation
+            config.template_text, request.fields, n_expected=request.n_expected, truncation=config.truncation
         )
         items.append(_Item(request, rendered, cache_key(identity, rendered, request.n_expected)))
     return items
@@ -569,7 +570,7 @@ async def _call_pending(
 
 def judge_batch(
     requests: Sequence[JudgeRequest],
-    config: JudgeConfig,
+    config: JudgeConfig | Mapping[str, JudgeConfig],
     cache: JudgeCache | str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> JudgeRun:
