@@ -89,6 +89,12 @@ class Metric:
             for k, v in dataclasses.asdict(self).items()
         }
 
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Metric:
+        """The inverse of ``to_json``: a null (an interval that was not computed) reads back as NaN."""
+        fields: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in obj.items()}
+        return cls(**fields)
+
 
 @dataclass
 class Cost:
@@ -136,10 +142,7 @@ class BenchmarkResult:
     def from_json(cls, obj: dict[str, Any]) -> BenchmarkResult:
         obj = dict(obj)
         obj.pop("n_failed", None)
-        obj["metrics"] = {
-            k: Metric(**{kk: (math.nan if vv is None else vv) for kk, vv in m.items()})
-            for k, m in obj["metrics"].items()
-        }
+        obj["metrics"] = {k: Metric.from_json(m) for k, m in obj["metrics"].items()}
         obj["cost"] = Cost(**obj.get("cost", {}))
         return cls(**obj)
 

@@ -115,7 +115,11 @@ def measured_row(run: LoadedRun, columns: tuple[Column, ...]) -> MainRow:
     fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
     items = sum(b.n_items for b in benches)
     # Mean response length over all items, weighting each benchmark by its item count.
-    sized = [(float(b.mean_response_chars), b.n_items) for b in benches if _finite(b.mean_response_chars)]
+    sized = [
+        (b.mean_response_chars, b.n_items)
+        for b in benches
+        if b.mean_response_chars is not None and _finite(b.mean_response_chars)
+    ]
     total = sum(n for _, n in sized)
     mean_chars = sum(c * n for c, n in sized) / total if total else None
     usd = sum(b.cost.usd for b in benches)

@@ -46,7 +46,7 @@ def read_judged_file(path: Path) -> list[tuple[CFBenchItem, str, str, dict[str, 
         if item.idx in seen:
             raise JudgedFileError(f"{where}: second row for idx {item.idx} (first at row {seen[item.idx]})")
         seen[item.idx] = i
-        stored = {k: row[k] for k in ("judge_score", "judge_parsing") if k in row}
+        stored: dict[str, Any] = {k: row[k] for k in ("judge_score", "judge_parsing") if k in row}
         out.append((item, row["response"], row["judge_response"], stored))
     if not out:
         raise JudgedFileError(f"{path}: no rows")

@@ -156,6 +156,7 @@ def item_record(
     bad = [] if empty else [o for o in outcomes if o.status != "ok"]
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {"empty_response": True} if empty else {}
+    detail: list[dict[str, Any]]
     if not bad:
         if empty:
             judge = {q.point_id: False for q in instance.scoring_questions}
