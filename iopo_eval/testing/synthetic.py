@@ -185,24 +185,24 @@ def _response(rng: np.random.Generator, chars: int, marker: str) -> str:
 def _judge_record(
     scores: list[float], reasons: list[str], spec: SyntheticRun, failed: bool, key: str
 ) -> dict[str, Any]:
-    """Shaped like a judge engine outcome (``JudgeOutcome.to_json()``), so cost accounting counts it."""
+    """The fields of a judge engine outcome that results read (cost accounting counts an outcome with a
+    ``cache_key``); kept short, since the render benchmark's figures depend on the items' size."""
     usage = {"prompt_tokens": 600 + 40 * len(scores), "completion_tokens": 60 + 30 * len(scores)}
     cost = (
         0.0 if spec.judge.smoke_test else usage["prompt_tokens"] * 2.5e-6 + usage["completion_tokens"] * 1e-5
     )
     common = {
-        "key": key,
         "attempts": 1,
-        "cached": False,
         "usage": usage,
         "cost_usd": cost,
-        "cache_key": hashlib.sha256(f"{key}|{spec.seed}|{spec.judge.identity_hash}".encode()).hexdigest(),
+        "cache_key": hashlib.sha256(f"{key}|{spec.seed}|{spec.judge.identity_hash}".encode()).hexdigest()[
+            :16
+        ],
         "judge_model": spec.judge.model,
     }
     if failed:
         return {
             **common,
-            "status": "failed",
             "raw": "I cannot score this. " + spec.response_marker,
             "scores": None,
             "reasons": None,
@@ -212,7 +212,6 @@ def _judge_record(
     raw = "Fine Grained Score: " + ", ".join(f"{s:g}" for s in scores)
     return {
         **common,
-        "status": "ok",
         "raw": raw,
         "scores": scores,
         "reasons": reasons,
@@ -304,13 +303,7 @@ def _ifeval_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
                 values=values,
                 groups={"instruction_ids": sorted(set(types)), "n_instructions": k},
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
-                extra={
-                    "key": 1000 + i,
-                    "instructions": [
-                        {"id": t, "kwargs": {}, "strict": bool(s), "loose": bool(lo)}
-                        for t, s, lo in zip(types, strict, loose, strict=True)
-                    ],
-                },
+                extra={"follow_strict": strict.tolist(), "follow_loose": loose.tolist()},
             )
         )
     return items
@@ -378,10 +371,11 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
                 for lab in set(labels):
                     values[f"{key}/{lab}"] = _pair(ok[np.array([x == lab for x in labels])])
         selection = composition == "Selection"
-        judgements = [
-            _judge_record([1.0 if p else 0.0], ["yes" if p else "no"], spec, failed, f"cb-{i}#{q}")
-            for q, p in enumerate(ok)
-        ]
+        # One outcome stands for the item's k questions (real records hold one per question): the items
+        # file keeps the size the render benchmark was measured with.
+        judgement = _judge_record(
+            [1.0 if p else 0.0 for p in ok], ["yes" if p else "no" for p in ok], spec, failed, f"cb-{i}"
+        )
         items.append(
             ItemRecord(
                 benchmark="complexbench",
@@ -398,7 +392,7 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
                     "n_questions": k,
                 },
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
-                judge={"judgements": judgements, "error_kind": "parse_error" if failed else None},
+                judge={"judgements": [judgement], "error_kind": "parse_error" if failed else None},
             )
         )
     return items
