@@ -74,6 +74,28 @@ def rescore(
     return fresh, used
 
 
+def rescore_result(
+    bench: Benchmark[Any], result: BenchmarkResult, stored: Sequence[ItemRecord], mirror: str | None = None
+) -> tuple[list[ItemRecord], BenchmarkResult]:
+    """A stored benchmark result recomputed from its items with the current code (no judge calls). What
+    the items file cannot say is carried over: the items the input lacked (counted in ``n_items`` and
+    ``failures``, e.g. ``no_response``), the input rows that were skipped, the task versions, the judges."""
+    records, docs = rescore(bench, stored, mirror)
+    from_items = count_failures(stored)
+    absent = {r: n - from_items.get(r, 0) for r, n in result.failures.items() if n > from_items.get(r, 0)}
+    fresh = build_result(
+        bench,
+        records,
+        task_versions=result.tasks,
+        judges=stored_judges(bench, result),
+        docs=docs,
+        n_items=max(result.n_items, len(records)),
+        extra_failures=absent,
+        skipped_inputs=result.skipped_inputs,
+    )
+    return records, fresh
+
+
 def stored_judges(bench: Benchmark[Any], result: BenchmarkResult) -> dict[str, dict[str, Any]]:
     """The judge descriptions a stored result names, by role (for rescoring it)."""
     out: dict[str, dict[str, Any]] = {}

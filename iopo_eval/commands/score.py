@@ -45,16 +45,8 @@ def rescore_run(args: argparse.Namespace) -> int:
     out_dir = args.output or run_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, result in list(results.benchmarks.items()):
-        bench = get(name)
-        records, docs = aggregate.rescore(bench, read_items(run_dir / result.items_file), args.data_mirror)
-        fresh = aggregate.build_result(
-            bench,
-            records,
-            task_versions=result.tasks,
-            judges=aggregate.stored_judges(bench, result),
-            docs=docs,
-            skipped_inputs=result.skipped_inputs,
-        )
+        stored = read_items(run_dir / result.items_file)
+        records, fresh = aggregate.rescore_result(get(name), result, stored, args.data_mirror)
         write_items(out_dir / fresh.items_file, records)
         results.benchmarks[name] = fresh
     if out_dir != run_dir:

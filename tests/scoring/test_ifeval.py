@@ -695,8 +695,13 @@ def test_allow_partial_skips_and_counts_prompts_ifeval_does_not_contain(
     assert result.failures == {"no_response": 1}
     assert result.skipped_inputs == {"unknown_prompt": 1}
     assert run.model["skipped_rows"] == [{"line": 101, "reason": "unknown_prompt", "closest_key": 2785}]
-    reloaded, _ = load_results(tmp_path / "run")
+    reloaded, run_dir = load_results(tmp_path / "run")
     assert reloaded.benchmarks["ifeval"].skipped_inputs == {"unknown_prompt": 1}
+    # Rescoring keeps what the items file cannot say: the prompt without a response, the skipped row.
+    stored = read_items(run_dir / result.items_file)
+    _, again = aggregate.rescore_result(IFEVAL, reloaded.benchmarks["ifeval"], stored, mirror)
+    assert (again.n_items, again.n_scored, again.failures) == (541, 540, {"no_response": 1})
+    assert again.skipped_inputs == {"unknown_prompt": 1}
 
 
 def test_partial_file_needs_allow_partial_and_counts_missing(
