@@ -2,7 +2,7 @@
 #   make demo   install, then evaluate the embedded SmolLM2-135M-Instruct on TRACE (2 items per task)
 #               with the embedded smoke-test judge, offline; print the summary, the results folder and
 #               the file:// path of the leaderboard page built for the run
-#   make test   install with the dev tools, then run the test suite
+#   make test   install with the dev tools, then run ruff, mypy (scripts/typecheck.sh) and the test suite
 VENV ?= .venv
 # Offline machines read the benchmark files from a local mirror; elsewhere they are downloaded.
 DATA_MIRROR ?= $(firstword $(IOPO_EVAL_DATA_MIRROR) $(wildcard ../shared/data))
@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: install install-dev demo test lint
+.PHONY: install install-dev demo test lint typecheck
 
 install:
 	VENV=$(VENV) scripts/install.sh
@@ -26,7 +26,11 @@ demo: install
 
 test: install-dev
 	$(VENV)/bin/ruff check .
+	VENV=$(VENV) scripts/typecheck.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck:
+	VENV=$(VENV) scripts/typecheck.sh

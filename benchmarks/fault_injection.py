@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         calls = server.calls
         started = time.perf_counter()
-        run = judge_batch(requests, config, cache, concurrency=args.concurrency, progress=False)
+        run = judge_batch(
+            requests, config.with_overrides(concurrency=args.concurrency), cache, progress=False
+        )
         return run.outcomes, time.perf_counter() - started, server.calls - calls
 
     with tempfile.TemporaryDirectory() as tmp:

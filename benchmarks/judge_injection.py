@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
         started = time.perf_counter()
         with JudgeCache(Path(tmp) / "injection.sqlite") as cache:
-            run = judge_batch(requests, config, cache, concurrency=args.concurrency, progress=True)
+            run = judge_batch(
+                requests, config.with_overrides(concurrency=args.concurrency), cache, progress=True
+            )
         elapsed = time.perf_counter() - started
 
     width = 1 + len(attacks)

@@ -93,7 +93,9 @@ def main() -> int:
             for concurrency, subset in ((1, items[: args.serial_items]), (16, items), (64, items)):
                 with JudgeCache(Path(tmp) / f"c{concurrency}.sqlite") as cache:
                     cpu0, wall0 = time.process_time(), time.perf_counter()
-                    run = judge_batch(subset, config, cache, concurrency=concurrency, progress=False)
+                    run = judge_batch(
+                        subset, config.with_overrides(concurrency=concurrency), cache, progress=False
+                    )
                     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
                 if run.judged != len(subset):
                     print(

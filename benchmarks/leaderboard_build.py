@@ -1,7 +1,7 @@
 """Time `iopo-eval leaderboard` on 100 runs x 4 benchmarks with the real item counts
 (TRACE 1,042, IFEval 541, CFBench 1,000, ComplexBench 1,150 items per run; goal: <= 2 s).
 
-The runs are synthetic (iopo_eval.leaderboard.synthetic, written with the real results writers).
+The runs are synthetic (iopo_eval.testing.synthetic, written with the real results writers).
 Drawing 100 distinct runs takes minutes, so 10 distinct runs are drawn and each is copied to 10
 folders with its own run id and model name: the renderer does the same work for a copy as for a
 distinct run (it reads every results.json and items file and writes every page).
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from iopo_eval.leaderboard.render import build_site
-from iopo_eval.leaderboard.synthetic import REAL_COUNTS, SyntheticRun, write_synthetic_run
+from iopo_eval.testing.synthetic import REAL_COUNTS, SyntheticRun, write_synthetic_run
 
 
 def make_runs(root: Path, n_runs: int, n_distinct: int) -> list[Path]:

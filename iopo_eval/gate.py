@@ -170,6 +170,26 @@ def protocol_differences(base: BenchmarkResult, cand: BenchmarkResult) -> list[s
     return out
 
 
+def scoring_notes(shared: list[str], base: RunResults, cand: RunResults) -> list[str]:
+    """Runs scored by an older scoring version than this install's (the registry's): comparable with
+    each other when both agree, but worth rescoring (``iopo-eval score run``) before trusting them."""
+    from iopo_eval.benchmarks import BENCHMARKS
+
+    notes = []
+    for bench in shared:
+        registered = BENCHMARKS.get(bench)
+        if registered is None:
+            continue
+        for role, run in (("baseline", base), ("candidate", cand)):
+            version = run.benchmarks[bench].protocol.get("scoring_version")
+            if version != registered.scoring_version:
+                notes.append(
+                    f"{role} {bench}: scored with {version!r}, this install scores with "
+                    f"{registered.scoring_version!r} (`iopo-eval score run` rescores a run without judge calls)"
+                )
+    return notes
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -322,6 +342,7 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
         )
         return report
 
+    report.notes.extend(scoring_notes(shared, base, cand))
     for bench in shared:
         diffs = protocol_differences(base.benchmarks[bench], cand.benchmarks[bench])
         if diffs and not options.allow_protocol_mismatch:

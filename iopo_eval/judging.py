@@ -1,6 +1,18 @@
-"""A judge session: the resolved judge config, its cache, an optional embedded judge server, and the
-running totals of one run. ``iopo-eval run`` opens one explicitly; inside a plain ``lm_eval`` run the
-filter opens one from the environment on first use.
+"""The judge session, the one owner of what a run judges with, and judging a benchmark's documents.
+
+A :class:`JudgeSession` holds, for one run, the resolved judge configs (one per benchmark judge role,
+with the user's overrides of endpoint, model and concurrency applied), the SQLite cache, the embedded
+smoke-test judge when no endpoint is configured, and the money spent against the budget. Every
+judgement of a run goes through :meth:`JudgeSession.judge`; a setting reaches the engine only inside the
+config the session resolved (concurrency included: the engine reads ``config.concurrency`` and nothing
+else). Where a session comes from:
+
+- ``iopo-eval run`` / ``judge`` build one from their flags (``commands.common.session_from_args``; an
+  unset ``--judge`` falls back to ``$IOPO_EVAL_JUDGE``), and hand it to lm-eval's filter as an argument
+  (``lm_eval_glue.load_tasks`` binds it to the filters of the tasks it loads);
+- a plain ``lm_eval`` run has no flags: its filters share :func:`environment_session`, built once per
+  process from ``$IOPO_EVAL_JUDGE``, ``$IOPO_EVAL_JUDGE_BUDGET_USD`` and ``$IOPO_EVAL_JUDGE_CONCURRENCY``
+  (endpoint and model overrides: ``$IOPO_EVAL_JUDGE_BASE_URL`` / ``_MODEL``, read by ``resolve_judge_config``).
 """
 
 from __future__ import annotations
@@ -9,64 +21,88 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from iopo_eval.benchmark import Benchmark, Doc, Judged, JudgeRole
+from iopo_eval.judges.config import ENV_JUDGE, JudgeConfig, JudgeConfigError, resolve_judge_config
+from iopo_eval.judges.engine import DryRunEstimate, judge_batch
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
+from iopo_eval.results import ItemRecord, json_line
+from iopo_eval.text import strip_reasoning
+
+if TYPE_CHECKING:
+    from iopo_eval.embedded import EmbeddedJudgeServer
+    from iopo_eval.judges.cache import JudgeCache
 
 log = logging.getLogger(__name__)
 
-JUDGE_ENV = "IOPO_EVAL_JUDGE"
 BUDGET_ENV = "IOPO_EVAL_JUDGE_BUDGET_USD"
 CONCURRENCY_ENV = "IOPO_EVAL_JUDGE_CONCURRENCY"
 
 
 @dataclass
 class JudgeSession:
-    """Everything a judged benchmark needs to judge its items, for one run."""
+    """Everything the judged benchmarks of one run need to judge their items."""
 
-    # "CONFIG" for every judged benchmark, or "bench=CONFIG,bench=CONFIG"; None: each benchmark's default
-    # (or $IOPO_EVAL_JUDGE).
+    # "CONFIG" for every judged benchmark, or "KEY=CONFIG,KEY=CONFIG" where KEY is a benchmark (its first
+    # judge) or "<benchmark>_<role>" (e.g. complexbench_extract); None: each judge's bundled default.
     config_name: str | None = None
     base_url: str | None = None
     model: str | None = None
     cache_path: Path | None = None
-    concurrency: int | None = None
+    concurrency: int | None = None  # None: each config's own
     budget_usd: float | None = None
     dry_run: bool = False
     progress: bool = True
     allow_embedded: bool = True  # start the embedded smoke-test judge when no endpoint is configured
     generations_dir: Path | None = None  # where responses are saved before judging (a judge crash loses none)
     spent_usd: float = 0.0
-    estimates: list[Any] = field(default_factory=list)
+    estimates: list[DryRunEstimate] = field(default_factory=list)
     _stack: ExitStack = field(default_factory=ExitStack)
-    _configs: dict[str, Any] = field(default_factory=dict)
-    _cache: Any = None
-    _embedded: Any = None
+    _configs: dict[str, JudgeConfig] = field(default_factory=dict)
+    _cache: JudgeCache | None = None
+    _embedded: EmbeddedJudgeServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_environment(cls) -> JudgeSession:
+        """The session of a plain ``lm_eval`` run, whose only settings are environment variables."""
+        budget = os.environ.get(BUDGET_ENV)
+        concurrency = os.environ.get(CONCURRENCY_ENV)
+        try:
+            return cls(
+                config_name=os.environ.get(ENV_JUDGE) or None,
+                budget_usd=float(budget) if budget else None,
+                concurrency=int(concurrency) if concurrency else None,
+            )
+        except ValueError as exc:
+            raise JudgeConfigError(f"${BUDGET_ENV} / ${CONCURRENCY_ENV}: not a number ({exc})") from exc
 
     # ------------------------------------------------------------ configuration
 
-    def config_name_for(self, benchmark: str, default_name: str) -> str:
-        spec = self.config_name or os.environ.get(JUDGE_ENV) or ""
+    def config_name_for(self, key: str, default_name: str) -> str:
+        """The config named for judge ``key`` (``--judge KEY=CONFIG``), a config named for all, or the default."""
+        spec = self.config_name or ""
         if not spec:
             return default_name
         if "=" not in spec:
             return spec
         pairs = dict(part.split("=", 1) for part in spec.split(",") if part.strip())
-        return pairs.get(benchmark, default_name)
+        return pairs.get(key, default_name)
 
-    def config_for(self, benchmark: str, default_name: str) -> Any:
-        """The judge config for a benchmark whose bundled default is ``default_name``."""
-        from iopo_eval.judges import JudgeConfigError, resolve_judge_config
-
+    def config(self, bench: Benchmark[Any], role: JudgeRole) -> JudgeConfig:
+        """The judge config of one of a benchmark's judges, resolved once per run."""
+        key = bench.judge_key(role)
         with self._lock:
-            if benchmark in self._configs:
-                return self._configs[benchmark]
+            if key in self._configs:
+                return self._configs[key]
             config = resolve_judge_config(
-                self.config_name_for(benchmark, default_name), base_url=self.base_url, model=self.model
+                self.config_name_for(key, role.default_config), base_url=self.base_url, model=self.model
             )
             if _needs_embedded(config):
                 if not self.allow_embedded:
@@ -75,10 +111,10 @@ class JudgeSession:
                         "--judge-base-url was given (--no-embedded-judge forbids the smoke-test judge)"
                     )
                 config = self._embedded_config(config)
-            self._configs[benchmark] = config
+            self._configs[key] = config
             return config
 
-    def _embedded_config(self, wanted: Any) -> Any:
+    def _embedded_config(self, wanted: JudgeConfig) -> JudgeConfig:
         from iopo_eval import embedded
 
         if self._embedded is None:
@@ -90,8 +126,8 @@ class JudgeSession:
             self._embedded = self._stack.enter_context(embedded.EmbeddedJudgeServer())
         return embedded.embedded_judge_config(wanted, self._embedded)
 
-    def cache(self) -> Any:
-        from iopo_eval.judges import JudgeCache
+    def cache(self) -> JudgeCache:
+        from iopo_eval.judges.cache import JudgeCache
         from iopo_eval.paths import judge_cache_path
 
         with self._lock:
@@ -101,28 +137,41 @@ class JudgeSession:
 
     # ------------------------------------------------------------ judging
 
-    def judge(self, benchmark: str, requests: list[JudgeRequest], default_config: str) -> list[JudgeOutcome]:
-        from iopo_eval.judges import judge_batch
+    def judge(self, bench: Benchmark[Any], requests: Sequence[JudgeRequest]) -> list[JudgeOutcome]:
+        """Outcomes in request order; each request goes to the judge its ``judge`` role names."""
+        if not requests:
+            return []
+        return self.judge_with({role.name: self.config(bench, role) for role in bench.judges}, requests)
 
-        config = self.config_for(benchmark, default_config)
+    def judge_with(
+        self, configs: Mapping[str, JudgeConfig], requests: Sequence[JudgeRequest]
+    ) -> list[JudgeOutcome]:
+        """Any LLM calls, through this session's cache, budget and concurrency: each request goes to the
+        config its ``judge`` names (the first when empty). For callers with configs of their own, such as
+        the training-data builder."""
+        if not requests:
+            return []
+        if self.concurrency is not None:
+            configs = {
+                name: cfg.with_overrides(concurrency=self.concurrency) for name, cfg in configs.items()
+            }
         budget = None if self.budget_usd is None else max(0.0, self.budget_usd - self.spent_usd)
         run = judge_batch(
-            requests,
-            config,
+            list(requests),
+            dict(configs),
             self.cache(),
-            concurrency=self.concurrency,
             budget_usd=budget,
             dry_run=self.dry_run,
             progress=self.progress,
         )
         self.spent_usd += run.usd
-        if self.dry_run:
-            self.estimates.append(run)
+        if run.estimate is not None:
+            self.estimates.append(run.estimate)
         return run.outcomes
 
     def estimate_text(self) -> str:
         """The dry run's estimate of what judging the uncached items would cost."""
-        ests = [run.estimate for run in self.estimates if run.estimate is not None]
+        ests = self.estimates
         if not ests:
             return "dry run: nothing left to judge (every judgement is cached)"
         items = sum(e.items for e in ests)
@@ -130,15 +179,15 @@ class JudgeSession:
         completion = sum(e.completion_tokens for e in ests)
         usd = sum(e.usd for e in ests)
         upper = sum(e.usd_upper_bound for e in ests)
-        methods = ", ".join(sorted({e.method for e in ests}))
+        methods = ", ".join(sorted({m.strip() for e in ests for m in e.method.split(",")}))
         return (
             f"dry run: {items} judgements to make, about {prompt} prompt + {completion} completion tokens, "
             f"estimated ${usd:.4f} (at most ${upper:.4f} if every reply used max_tokens; tokens counted by {methods})"
         )
 
-    def describe(self, benchmark: str, default_config: str) -> dict[str, Any]:
-        """Public description of the judge for results files (no key, no secrets)."""
-        return describe_config(self.config_for(benchmark, default_config))
+    def describe(self, bench: Benchmark[Any]) -> dict[str, dict[str, Any]]:
+        """Public description of each of a benchmark's judges, by role (no key, no secrets)."""
+        return {role.name: describe_config(self.config(bench, role)) for role in bench.judges}
 
     def close(self) -> None:
         if self._cache is not None:
@@ -154,10 +203,8 @@ class JudgeSession:
         self.close()
 
 
-def describe_config(config: Any) -> dict[str, Any]:
+def describe_config(config: JudgeConfig) -> dict[str, Any]:
     """What results files say about a judge: identity and protocol, never a key or credentials."""
-    from urllib.parse import urlsplit
-
     endpoint = "https://api.openai.com/v1"
     host = "api.openai.com"
     if config.base_url:
@@ -181,28 +228,57 @@ def describe_config(config: Any) -> dict[str, Any]:
     }
 
 
-def _needs_embedded(config: Any) -> bool:
+def _needs_embedded(config: JudgeConfig) -> bool:
     """No endpoint of one's own and no key for the default (OpenAI) endpoint."""
     return not config.base_url and bool(config.api_key_env) and not os.environ.get(config.api_key_env)
 
 
-_active: JudgeSession | None = None
+_environment: JudgeSession | None = None
+_environment_lock = threading.Lock()
 
 
-def set_active_session(session: JudgeSession | None) -> None:
-    global _active
-    _active = session
+def environment_session() -> JudgeSession:
+    """The one session of a plain ``lm_eval`` process, made on first use and closed at exit."""
+    global _environment
+    with _environment_lock:
+        if _environment is None:
+            _environment = JudgeSession.from_environment()
+            atexit.register(_environment.close)
+        return _environment
 
 
-def active_session() -> JudgeSession:
-    """The session of the current run; inside plain ``lm_eval`` one is built from the environment."""
-    global _active
-    if _active is None:
-        budget = os.environ.get(BUDGET_ENV)
-        conc = os.environ.get(CONCURRENCY_ENV)
-        _active = JudgeSession(
-            budget_usd=float(budget) if budget else None,
-            concurrency=int(conc) if conc else None,
-        )
-        atexit.register(_active.close)
-    return _active
+# ---------------------------------------------------------------- documents -> item records
+
+
+def judge_documents(
+    bench: Benchmark[Any], docs: Sequence[Doc], responses: Sequence[str], session: JudgeSession | None
+) -> list[ItemRecord]:
+    """The item record of each (document, raw response): every document parsed once, every judge
+    request of all of them sent as one batch. A rule-checked benchmark needs no session."""
+    items = [bench.parse(doc) for doc in docs]
+    cleaned = [strip_reasoning(r) for r in responses]
+    outcomes: list[JudgeOutcome] = []
+    per_doc: list[int] = []
+    if bench.judged:
+        if session is None:
+            raise ValueError(f"{bench.name} is judged: judging its documents needs a judge session")
+        if session.generations_dir is not None:
+            save_generations(session.generations_dir / f"{bench.name}.generations.jsonl", docs, responses)
+        requests = [bench.requests(item, text) for item, text in zip(items, cleaned, strict=True)]
+        per_doc = [len(r) for r in requests]
+        outcomes = session.judge(bench, [req for reqs in requests for req in reqs])
+    records, pos = [], 0
+    for i, (item, raw, text) in enumerate(zip(items, responses, cleaned, strict=True)):
+        n = per_doc[i] if per_doc else 0
+        records.append(bench.record(item, Judged(text, raw, outcomes[pos : pos + n])))
+        pos += n
+    return records
+
+
+def save_generations(path: Path, docs: Sequence[Doc], responses: Sequence[str]) -> None:
+    """Append the responses to a JSONL file before judging, so a crash in the judge loses no generation."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        for doc, response in zip(docs, responses, strict=True):
+            doc_id = doc.get("id", doc.get("key", doc.get("idx", doc.get("main_id"))))
+            fh.write(json_line({"id": doc_id, "response": response}))

@@ -75,9 +75,9 @@ def chat_template_sha256(spec: ModelSpec) -> str | None:
     source = spec.model_args.get("tokenizer") or spec.model_args.get("pretrained")
     if spec.backend not in ("hf", "vllm") or not source:
         return None
-    try:
-        from transformers import AutoTokenizer
+    from transformers import AutoTokenizer
 
+    try:
         tok = AutoTokenizer.from_pretrained(source)
     except Exception as exc:  # the run itself will report a loading problem clearly
         log.warning("could not load the tokenizer of %s to hash its chat template: %s", source, exc)

@@ -2,8 +2,10 @@
 
 Inputs, by what the path holds:
 - an lm-eval ``--log_samples`` output (a folder or ``samples_<task>_*.jsonl`` files),
-- an iopo-eval run folder (its items files, or the ``<bench>.generations.jsonl`` a crashed run saved).
-Responses are judged through the same session and scored with the same code as ``iopo-eval run``.
+- an iopo-eval run folder (its items files, or the ``<bench>.generations.jsonl`` a crashed run saved),
+- an upstream file read by an importer (``iopo_eval.importers``), keyed the same way.
+Responses are judged through the same session and scored with the same code as ``iopo-eval run``
+(``judging.judge_documents``, ``aggregate.build_result``).
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from iopo_eval.benchmarks import BENCHMARKS
-from iopo_eval.judging import JudgeSession
-from iopo_eval.lm_eval_filter import judge_responses
+from iopo_eval.aggregate import build_result
+from iopo_eval.benchmarks import BENCHMARKS, by_task
+from iopo_eval.judging import JudgeSession, judge_documents
 from iopo_eval.results import (
     RESULTS_NAME,
     ResultsError,
@@ -32,7 +32,6 @@ from iopo_eval.results import (
     write_items,
     write_results,
 )
-from iopo_eval.scoring.judged import get_benchmark
 
 log = logging.getLogger(__name__)
 _SAMPLES_FILE = re.compile(r"samples_(?P<task>.+?)_\d{4}-\d{2}-\d{2}T[\d\-\.]+\.jsonl$")
@@ -41,15 +40,11 @@ _SAMPLES_FILE = re.compile(r"samples_(?P<task>.+?)_\d{4}-\d{2}-\d{2}T[\d\-\.]+\.
 Responses = dict[tuple[str, str, str], str]
 
 
-def _task_to_benchmark() -> dict[str, str]:
-    return {t: b.name for b in BENCHMARKS.values() for t in b.tasks}
-
-
 def collect_responses(paths: list[Path]) -> tuple[Responses, dict[str, Any]]:
     """Find the responses to judge; returns them and the model description when one is known."""
     found: Responses = {}
     model: dict[str, Any] = {}
-    task_bench = _task_to_benchmark()
+    task_bench = {task: bench.name for task, bench in by_task().items()}
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -132,62 +127,26 @@ def judge_and_score(
         model=model or {"name": "unknown (judged from saved responses)"},
         benchmarks={},
     )
-    for bench in sorted({b for b, _, _ in responses}):
-        if not BENCHMARKS[bench].judged:
+    for name in sorted({b for b, _, _ in responses}):
+        if name not in BENCHMARKS:
+            raise ResultsError(f"responses of benchmark {name!r}, which this install does not know")
+        bench = BENCHMARKS[name]
+        if not bench.judged:
             continue
-        scorer = BENCHMARKS[bench].scorer()
-        docs = scorer.docs_by_id(mirror)
-        keys = [k for k in responses if k[0] == bench]
+        docs = bench.documents(mirror)
+        keys = [k for k in responses if k[0] == name]
         missing = [k[2] for k in keys if k[2] not in docs]
         if missing:
-            raise ResultsError(
-                f"{bench}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}"
-            )
+            raise ResultsError(f"{name}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}")
         ordered = sorted(keys, key=lambda k: (docs[k[2]][0], _natural(k[2])))
-        judged = judge_responses(
-            bench, [docs[k[2]][1] for k in ordered], [responses[k] for k in ordered], session
-        )
-        samples: dict[str, list[dict[str, Any]]] = {}
-        for k, value in zip(ordered, judged, strict=True):
-            task, doc = docs[k[2]]
-            samples.setdefault(task, []).append({"doc": doc, "doc_id": k[2], "filtered_resps": [value]})
-        judge = session.describe(bench, get_benchmark(bench).default_judge)
-        versions = _task_versions(BENCHMARKS[bench].tasks)
-        records, result = scorer.from_samples(samples, versions, judge)
+        chosen = [docs[k[2]][1] for k in ordered]
+        records = judge_documents(bench, chosen, [responses[k] for k in ordered], session)
+        result = build_result(bench, records, judges=session.describe(bench), docs=chosen)
         write_items(run_dir / result.items_file, records)
-        results.benchmarks[bench] = result
+        results.benchmarks[name] = result
     write_results(run_dir, results)
     return results, run_dir
 
 
 def _natural(text: str) -> tuple[int, str]:
     return (int(text), "") if text.isdigit() else (sys.maxsize, text)
-
-
-def _task_versions(tasks: tuple[str, ...]) -> dict[str, Any]:
-    """metadata.version of each task, read from its YAML (no lm-eval index needed)."""
-    import lm_eval.tasks.iopo_eval as task_pkg
-
-    versions: dict[str, Any] = {}
-    root = Path(task_pkg.__file__).parent
-    for path in root.rglob("*.yaml"):
-        try:
-            cfg = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader)
-        except yaml.YAMLError:
-            continue
-        if isinstance(cfg, dict) and cfg.get("task") in tasks:
-            meta = cfg.get("metadata") or {}
-            if "version" not in meta and cfg.get("include"):
-                inc = yaml.load(
-                    (path.parent / cfg["include"]).read_text(encoding="utf-8"), Loader=_IgnoreTagsLoader
-                )
-                meta = (inc or {}).get("metadata") or {}
-            versions[cfg["task"]] = meta.get("version")
-    return versions
-
-
-class _IgnoreTagsLoader(yaml.SafeLoader):
-    """Reads task YAML without importing anything: lm-eval's ``!function`` tags load as None."""
-
-
-_IgnoreTagsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -30,6 +30,11 @@ from iopo_eval.stats import DEFAULT_BOOTSTRAP, as_pair, bootstrap_ci, ratio
 
 SCHEMA_VERSION = 1
 RESULTS_NAME = "results.json"
+
+
+# An item's status: scored; its judgement failed after the retries; not asked (budget cap, dry run);
+# or an error of the item itself.
+ItemStatus = Literal["ok", "judge_failed", "not_judged", "error"]
 
 
 class ResultsError(Exception):
@@ -41,7 +46,7 @@ class ItemRecord:
     benchmark: str
     task: str
     item_id: str
-    status: str  # "ok" | "judge_failed" | "not_judged" (budget cap, dry run) | "error"
+    status: ItemStatus
     values: dict[str, float | list[float]] = field(default_factory=dict)
     groups: dict[str, Any] = field(default_factory=dict)  # breakdown keys, for browsing
     response: str = ""
@@ -83,6 +88,12 @@ class Metric:
             k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in dataclasses.asdict(self).items()
         }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Metric:
+        """The inverse of ``to_json``: a null (an interval that was not computed) reads back as NaN."""
+        fields: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in obj.items()}
+        return cls(**fields)
 
 
 @dataclass
@@ -131,10 +142,7 @@ class BenchmarkResult:
     def from_json(cls, obj: dict[str, Any]) -> BenchmarkResult:
         obj = dict(obj)
         obj.pop("n_failed", None)
-        obj["metrics"] = {
-            k: Metric(**{kk: (math.nan if vv is None else vv) for kk, vv in m.items()})
-            for k, m in obj["metrics"].items()
-        }
+        obj["metrics"] = {k: Metric.from_json(m) for k, m in obj["metrics"].items()}
         obj["cost"] = Cost(**obj.get("cost", {}))
         return cls(**obj)
 

@@ -7,15 +7,17 @@ only chooses the model and judge, opens the judge session and turns lm-eval's sa
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from iopo_eval import aggregate
+from iopo_eval.benchmark import Benchmark
 from iopo_eval.benchmarks import BENCHMARKS, expand_tasks
-from iopo_eval.judging import JudgeSession, set_active_session
+from iopo_eval.judging import JudgeSession
 from iopo_eval.models import ModelSpec, model_info
 from iopo_eval.results import RunResults, new_run_id, now_iso, write_items, write_results
 
@@ -38,32 +40,33 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
     import lm_eval
     import lm_eval.models  # registers lm-eval's backends even when another LM registered first
 
+    from iopo_eval.lm_eval_glue import load_tasks
+
     plan = expand_tasks(options.tasks)
-    if options.data_mirror:
-        os.environ["IOPO_EVAL_DATA_MIRROR"] = os.path.abspath(options.data_mirror)
+    benches = [BENCHMARKS[name] for name in plan]
     run_id = new_run_id()
     run_dir = options.output / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     session.generations_dir = run_dir
-    tasks = [t for ts in plan.values() for t in ts]
-    log.info("run %s: %s on %s -> %s", run_id, ", ".join(tasks), spec.name, run_dir)
-    set_active_session(session)
-    try:
-        out = lm_eval.simple_evaluate(
-            model=spec.backend,
-            model_args=spec.model_args_str,
-            tasks=tasks,
-            limit=options.limit,
-            batch_size=options.batch_size,
-            device=options.device or _default_device(spec),
-            apply_chat_template=True,
-            log_samples=True,
-            gen_kwargs=options.gen_kwargs or None,
-            task_manager=task_manager(),
-            bootstrap_iters=0,  # our own bootstrap runs on the item records
-        )
-    finally:
-        set_active_session(None)
+    names = [t for ts in plan.values() for t in ts]
+    log.info("run %s: %s on %s -> %s", run_id, ", ".join(names), spec.name, run_dir)
+    # The data mirror reaches the task loaders as task metadata, the session reaches the judge filters
+    # as an argument: nothing is handed over through the environment.
+    metadata = {"data_mirror": str(Path(options.data_mirror).resolve())} if options.data_mirror else {}
+    manager = task_manager(benches, metadata)
+    out = lm_eval.simple_evaluate(
+        model=spec.backend,
+        model_args=spec.model_args_str,
+        tasks=load_tasks(manager, names, session),
+        limit=options.limit,
+        batch_size=options.batch_size,
+        device=options.device or _default_device(spec),
+        apply_chat_template=True,
+        log_samples=True,
+        gen_kwargs=options.gen_kwargs or None,
+        task_manager=manager,
+        bootstrap_iters=0,  # our own bootstrap runs on the item records
+    )
     if out is None:  # non-zero rank in a distributed run
         sys.exit(0)
     results = RunResults(
@@ -74,13 +77,18 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
         benchmarks={},
     )
     versions = out.get("versions", {})
-    for bench, bench_tasks in plan.items():
-        samples = {t: out["samples"].get(t, []) for t in bench_tasks}
-        task_versions = {t: versions.get(t) for t in bench_tasks}
-        judge = session.describe(bench, _default_judge(bench)) if BENCHMARKS[bench].judged else None
-        records, result = BENCHMARKS[bench].scorer().from_samples(samples, task_versions, judge)
+    for bench in benches:
+        samples = {t: out["samples"].get(t, []) for t in plan[bench.name]}
+        records = aggregate.records_from_samples(bench, samples)
+        result = aggregate.build_result(
+            bench,
+            records,
+            task_versions={t: versions.get(t) for t in plan[bench.name]},
+            judges=session.describe(bench) if bench.judged else None,
+            docs=aggregate.docs_of(samples, plan[bench.name]),
+        )
         write_items(run_dir / result.items_file, records)
-        results.benchmarks[bench] = result
+        results.benchmarks[bench.name] = result
     write_results(run_dir, results)
     return results, run_dir
 
@@ -94,16 +102,13 @@ def _default_device(spec: ModelSpec) -> str | None:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def task_manager() -> Any:
-    """An index of iopo-eval's own task folder only: every task a run can name lives there, and
-    indexing lm-eval's thousands of bundled tasks costs tens of seconds."""
+def task_manager(benches: Iterable[Benchmark[Any]] = (), metadata: dict[str, Any] | None = None) -> Any:
+    """An index of iopo-eval's own task folder, plus the task folders of registered benchmarks that
+    live elsewhere: every task a run can name is there, and indexing lm-eval's thousands of bundled
+    tasks costs tens of seconds."""
     import lm_eval.tasks.iopo_eval as ours
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_defaults=False, include_path=str(Path(ours.__file__).parent))
-
-
-def _default_judge(bench: str) -> str:
-    from iopo_eval.scoring.judged import get_benchmark
-
-    return get_benchmark(bench).default_judge
+    paths = [str(Path(ours.__file__).parent)]
+    paths += [str(b.task_dir) for b in benches if b.task_dir is not None and str(b.task_dir) not in paths]
+    return TaskManager(include_defaults=False, include_path=paths, metadata=metadata)

@@ -94,14 +94,15 @@ def mcnemar(b: int, c: int) -> float:
     """Exact two-sided McNemar p-value from discordant counts.
 
     b = items the baseline passed and the candidate failed; c = the reverse. Under no change each
-    discordant item is a fair coin, so the p-value is a two-sided binomial test of b among b+c.
+    discordant item is a fair coin, so the p-value is scipy's exact two-sided binomial test of b among
+    b+c (for p = 1/2 this equals twice the smaller tail, capped at 1).
     """
+    from scipy.stats import binomtest  # imported here: scipy.stats takes a second to import
+
     n = b + c
     if n == 0:
         return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(binomtest(b, n, 0.5, alternative="two-sided").pvalue)
 
 
 def is_binary(nums: np.ndarray, dens: np.ndarray) -> bool:

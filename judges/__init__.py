@@ -18,6 +18,7 @@ The public face::
 See README.md in this folder.
 """
 
+from iopo_eval.judges import parse_builder as _parse_builder  # noqa: F401  (registers its parsers)
 from iopo_eval.judges import parse_cfbench as _parse_cfbench  # noqa: F401  (registers its parser)
 from iopo_eval.judges import parse_cfbench_upstream as _parse_cfbench_upstream  # noqa: F401  (registers)
 from iopo_eval.judges import parse_complexbench as _parse_complexbench  # noqa: F401  (registers its parsers)

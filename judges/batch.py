@@ -57,7 +57,7 @@ from iopo_eval.judges.cache import CachedJudgement, JudgeCache, new_lease_owner,
 from iopo_eval.judges.client import DEFAULT_BASE_URL, CallGate, CallSettle, JudgeAttempts, JudgeClient
 from iopo_eval.judges.config import JudgeConfig, JudgeConfigError, Price
 from iopo_eval.judges.parse import JudgeParseError, ParserSpec
-from iopo_eval.judges.types import Usage
+from iopo_eval.judges.types import ErrorKind, OutcomeStatus, Usage
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ METADATA_KEY = "iopo_eval_submission"  # the batch's metadata entry naming its l
 PREPARING_TTL_S = 600.0  # a submission "preparing" for longer than this is presumed dead, whoever owns it
 LIST_SLACK_S = 600  # clock skew allowed when searching batches older than a submission
 # The kind recorded when a batch ended without a line for a request, by the batch's final status.
-_UNANSWERED_KIND = {
+_UNANSWERED_KIND: dict[str, ErrorKind] = {
     "expired": "batch_expired",
     "cancelled": "batch_cancelled",
     "failed": "batch_failed",
@@ -239,7 +239,7 @@ class _Run:
         return self.client.redact(f"{type(exc).__name__}: {exc}")[:400]
 
     # --- deciding an item -----------------------------------------------------------------------------
-    def _final(self, key: str, status: str) -> None:
+    def _final(self, key: str, status: OutcomeStatus) -> None:
         state = self.keys[key]
         state.done = True
         state.attempts.status = status
@@ -482,7 +482,8 @@ class _Run:
                 "batches.create",
                 self.api.batches.create(
                     input_file_id=file.id,
-                    endpoint=self.settings.endpoint,  # type: ignore[arg-type]  (Azure: "/chat/completions")
+                    # Azure names it "/chat/completions": the SDK's Literal lists OpenAI's paths only.
+                    endpoint=self.settings.endpoint,  # type: ignore[arg-type]
                     completion_window=self.settings.completion_window,  # type: ignore[arg-type]
                     metadata=metadata,
                 ),
@@ -519,7 +520,7 @@ class _Run:
         self.ledger.close_job(submission, "abandoned")
         self.held.difference_update(k for k, _ in lines)
         status = getattr(exc, "status_code", None)
-        kind = "bad_request" if final else "rate_limited" if status == 429 else "server_error"
+        kind: ErrorKind = "bad_request" if final else "rate_limited" if status == 429 else "server_error"
         if isinstance(exc, openai.APITimeoutError):
             kind = "timeout"
         elif isinstance(exc, openai.APIConnectionError):
@@ -711,12 +712,12 @@ class _Run:
         self.queue = []
         for entry in self.open.values():
             for h in self.ledger.keys(entry.submission):
-                state = self.keys.get(h.key)
-                if state is None or state.done:
+                held = self.keys.get(h.key)
+                if held is None or held.done:
                     continue
-                self._settle(state, 0.0)
-                state.attempts.error_kind = "batch_pending"
-                state.attempts.error = f"batch {entry.batch_id or '(being created)'} is still {entry.status}; the next run collects it"
+                self._settle(held, 0.0)
+                held.attempts.error_kind = "batch_pending"
+                held.attempts.error = f"batch {entry.batch_id or '(being created)'} is still {entry.status}; the next run collects it"
                 self.report.pending.append(h.key)
                 self._final(h.key, "skipped")
 

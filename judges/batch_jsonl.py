@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from iopo_eval.judges.client import CallError, _read_completion, classify_status
-from iopo_eval.judges.types import Usage
+from iopo_eval.judges.types import ErrorKind, Usage
 
 log = logging.getLogger(__name__)
 
 # Error codes with which the Batch API reports a request it never ran. Such a request has no answer and
 # costs nothing: it is submitted again, not counted as a judge failure of the item.
-UNANSWERED_CODES = {"batch_expired": "batch_expired", "batch_cancelled": "batch_cancelled"}
+UNANSWERED_CODES: dict[str, ErrorKind] = {
+    "batch_expired": "batch_expired",
+    "batch_cancelled": "batch_cancelled",
+}
 
 
 class BatchFileError(ValueError):
@@ -70,7 +73,7 @@ class LineResult:
     custom_id: str
     text: str | None = None  # the assistant's text, when the line holds a chat completion
     usage: Usage | None = None  # as reported by the line; None when it reports none
-    error_kind: str | None = None  # set when the request failed (or was never run)
+    error_kind: ErrorKind | None = None  # set when the request failed (or was never run)
     error: str | None = None
     retryable: bool = False  # as the synchronous client would decide for the same error
     unanswered: bool = False  # the batch ended before running this request (expired, cancelled)

@@ -30,7 +30,7 @@ import aiohttp
 from iopo_eval.judges import estimate
 from iopo_eval.judges.config import JudgeConfig, JudgeConfigError
 from iopo_eval.judges.parse import JudgeParseError, ParsedJudgement, ParserSpec
-from iopo_eval.judges.types import Usage
+from iopo_eval.judges.types import ErrorKind, OutcomeStatus, Usage
 
 log = logging.getLogger(__name__)
 # The HTTP library logs every request at INFO: thousands of lines per run. Quieten it unless someone
@@ -47,7 +47,9 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 class CallError(Exception):
     """One failed HTTP call, classified into an error kind of ``types.ERROR_KINDS``."""
 
-    def __init__(self, error_kind: str, message: str, *, retryable: bool, retry_after: float | None = None):
+    def __init__(
+        self, error_kind: ErrorKind, message: str, *, retryable: bool, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.error_kind = error_kind
         self.retryable = retryable
@@ -66,10 +68,10 @@ class Completion:
 class JudgeAttempts:
     """The result of asking one question until it parsed, failed for good, or the budget said stop."""
 
-    status: str  # "ok" | "failed" | "skipped"
+    status: OutcomeStatus
     parsed: ParsedJudgement | None = None
     raw: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     attempts: int = 0  # HTTP calls made
     usage: Usage = field(default_factory=Usage)
@@ -177,15 +179,15 @@ def _read_completion(reply: Any) -> tuple[str, Usage | None]:
 
 
 class JudgeClient:
-    """One HTTP session to the judge endpoint; at most ``concurrency`` calls at a time.
+    """One HTTP session to the judge endpoint. It does not limit concurrency itself: the engine runs
+    ``config.concurrency`` workers per config, each with one call in flight, and that is the only limit.
 
     It speaks the chat-completions wire protocol directly over aiohttp (bearer key, JSON body, JSON
     reply): every OpenAI-compatible server takes exactly that, and skipping a typed client library's
     request and response models saves most of the CPU of a call (benchmarks/judge_throughput.py)."""
 
-    def __init__(self, config: JudgeConfig, *, concurrency: int | None = None) -> None:
+    def __init__(self, config: JudgeConfig) -> None:
         self.config = config
-        self._limit = asyncio.Semaphore(concurrency or config.concurrency)
         self._session: aiohttp.ClientSession | None = None
         self._url = (config.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self.calls = 0  # HTTP calls started
@@ -259,17 +261,16 @@ class JudgeClient:
         return body
 
     async def complete(self, body: dict[str, Any]) -> Completion:
-        """One HTTP call, bounded by the concurrency limit and the config's timeout."""
+        """One HTTP call, bounded by the config's timeout."""
         session = self.open()
-        async with self._limit:
-            self.calls += 1
-            started = time.perf_counter()
-            try:
-                raw = await _within(self._post(session, body), self.config.timeout_s)
-                reply = json.loads(raw)
-            except Exception as exc:
-                raise classify_exception(exc) from exc
-            latency = time.perf_counter() - started
+        self.calls += 1
+        started = time.perf_counter()
+        try:
+            raw = await _within(self._post(session, body), self.config.timeout_s)
+            reply = json.loads(raw)
+        except Exception as exc:
+            raise classify_exception(exc) from exc
+        latency = time.perf_counter() - started
         text, usage = _read_completion(reply)
         if usage is not None:
             return Completion(text=text, usage=usage, latency_s=latency)

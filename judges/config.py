@@ -12,13 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -28,7 +28,8 @@ ENV_JUDGE = "IOPO_EVAL_JUDGE"
 ENV_BASE_URL = "IOPO_EVAL_JUDGE_BASE_URL"
 ENV_MODEL = "IOPO_EVAL_JUDGE_MODEL"
 
-RESPONSE_FORMATS = ("json_schema", "json_object", "none")
+ResponseFormat = Literal["json_schema", "json_object", "none"]
+RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
 
 
 class JudgeConfigError(ValueError):
@@ -53,7 +54,7 @@ class JudgeConfig:
     template: str  # file name in judges/templates, or a path (relative to the config file or absolute)
     prompt_version: str
     parser: str  # a name in iopo_eval.judges.parse.PARSERS
-    response_format: str  # "json_schema" | "json_object" | "none"
+    response_format: ResponseFormat
     temperature: float
     price: Price
     base_url: str | None = None  # None: the OpenAI API
@@ -100,22 +101,24 @@ class JudgeConfig:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def with_overrides(self, **changes: Any) -> JudgeConfig:
-        """A copy with some fields replaced (``None`` values are ignored). A new ``template`` is reloaded."""
+        """A copy with some fields replaced (``None`` values are ignored), validated like a file. A new
+        ``template`` is reloaded; any change that can alter a judgement clears ``paper_protocol``."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        unknown = sorted(set(changes) - _YAML_KEYS)
+        where = self.source or self.name
+        unknown = sorted(set(changes) - YAML_KEYS)
         if unknown:
-            raise JudgeConfigError(
-                f"judge config {self.source or self.name}: unknown override {unknown[0]!r}"
-            )
-        if "price" in changes and isinstance(changes["price"], dict):
-            changes["price"] = _price(changes["price"], self.source or self.name)
-        new = dataclasses.replace(self, **changes)
+            raise JudgeConfigError(f"judge config {where}: unknown override {unknown[0]!r}")
+        values = {key: getattr(self, key) for key in YAML_KEYS} | changes
+        if isinstance(values["price"], Price):
+            values["price"] = dataclasses.asdict(values["price"])
+        new = dataclasses.replace(
+            _config_from(_check(values, where), self.source), template_text=self.template_text
+        )
         if "template" in changes or "prompt" in changes:
             base = Path(self.source).parent if self.source else None
             new = dataclasses.replace(new, template_text=_template_text(new, base, new.source))
         if "paper_protocol" not in changes and new.identity() != self.identity():
             new = dataclasses.replace(new, paper_protocol=False)
-        _validate(new, self.source or self.name)
         return new
 
     def api_key(self) -> str | None:
@@ -134,105 +137,133 @@ class JudgeConfig:
         }
 
 
-# Keys a YAML file may hold, and which of them it must hold.
-_YAML_KEYS = {f.name for f in dataclasses.fields(JudgeConfig)} - {"source", "template_text"}
-_REQUIRED = {
-    "name",
-    "model",
-    "template",
-    "prompt_version",
-    "parser",
-    "response_format",
-    "temperature",
-    "price",
-}
-_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "model": (str,),
-    "template": (str,),
-    "prompt_version": (str,),
-    "parser": (str,),
-    "response_format": (str,),
-    "temperature": (int, float),
-    "base_url": (str, type(None)),
-    "api_key_env": (str,),
-    "top_p": (int, float, type(None)),
-    "max_tokens": (int,),
-    "seed": (int, type(None)),
-    "timeout_s": (int, float),
-    "max_retries": (int,),
-    "backoff_initial_s": (int, float),
-    "backoff_max_s": (int, float),
-    "concurrency": (int,),
-    "truncation": (dict,),
-    "smoke_test": (bool,),
-    "paper_protocol": (bool,),
-    "prompt": (dict, type(None)),
-    "price": (dict, Price),
-}
+class _PriceSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    input_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    output_per_mtok: float = Field(ge=0, allow_inf_nan=False)
 
 
-def _price(raw: Any, where: str) -> Price:
-    if isinstance(raw, Price):
-        return raw
-    if not isinstance(raw, dict):
-        raise JudgeConfigError(f"judge config {where}: 'price' must be a mapping")
-    keys = {"input_per_mtok", "output_per_mtok"}
-    for key in sorted(set(raw) - keys):
-        raise JudgeConfigError(f"judge config {where}: unknown key 'price.{key}'")
-    for key in sorted(keys - set(raw)):
-        raise JudgeConfigError(f"judge config {where}: missing key 'price.{key}'")
-    values = {}
-    for key in sorted(keys):
-        value = raw[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise JudgeConfigError(
-                f"judge config {where}: 'price.{key}' must be a number >= 0, got {value!r}"
+class _ConfigSchema(BaseModel):
+    """What a judge config file may hold: the keys, their types and ranges. Strict: a string is not a
+    number and a number is not a flag; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    model: str
+    template: str = ""  # required unless `prompt` names an upstream prompt
+    prompt_version: str
+    parser: str
+    response_format: ResponseFormat
+    temperature: float = Field(ge=0, le=2)
+    price: _PriceSchema
+    base_url: str | None = None
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"\S")
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int = Field(2048, ge=1)
+    seed: int | None = None
+    timeout_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    max_retries: int = Field(4, ge=0)
+    backoff_initial_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60.0, ge=0)
+    concurrency: int = Field(16, ge=1)
+    truncation: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    smoke_test: bool = False
+    paper_protocol: bool = False
+    prompt: dict[str, Any] | None = None
+
+    @field_validator("truncation", mode="before")
+    @classmethod
+    def _no_truncation(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("parser")
+    @classmethod
+    def _known_parser(cls, value: str) -> str:
+        from iopo_eval.judges.parse import PARSERS  # local import: parse does not depend on config
+
+        if value not in PARSERS:
+            raise ValueError(f"names unknown parser {value!r} (known: {sorted(PARSERS)})")
+        return value
+
+    @model_validator(mode="after")
+    def _template_or_prompt(self) -> _ConfigSchema:
+        if self.prompt is None and not self.template:
+            raise ValueError("missing key 'template' (or an upstream 'prompt')")
+        if self.prompt is not None and (self.template or self.truncation):
+            raise ValueError(
+                "an upstream 'prompt' takes no 'template' and no 'truncation' (upstream's own truncation applies)"
             )
-        values[key] = float(value)
-    return Price(**values)
+        return self
+
+    @model_validator(mode="after")
+    def _backoff_order(self) -> _ConfigSchema:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s {self.backoff_max_s} is below backoff_initial_s {self.backoff_initial_s}"
+            )
+        return self
 
 
-def _validate(cfg: JudgeConfig, where: str) -> None:
-    for name, types in _TYPES.items():
-        value = getattr(cfg, name)
-        # bool is an int in Python; only the flags may be one.
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            raise JudgeConfigError(f"judge config {where}: key {name!r} must be {expected}, got {value!r}")
-    if cfg.response_format not in RESPONSE_FORMATS:
+# Keys a YAML file may hold.
+YAML_KEYS = frozenset(_ConfigSchema.model_fields)
+
+
+def _check(values: dict[str, Any], where: str) -> _ConfigSchema:
+    """The values validated, or one JudgeConfigError naming the file and the first bad key."""
+    try:
+        return _ConfigSchema.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        if not error["loc"]:  # a rule over several keys
+            message = str(error["msg"]).removeprefix("Value error, ")
+            raise JudgeConfigError(f"judge config {where}: {message}") from None
+        key = ".".join(str(part) for part in error["loc"])
+        if error["type"] == "missing":
+            raise JudgeConfigError(f"judge config {where}: missing key {key!r}") from None
+        if error["type"] == "extra_forbidden":
+            known = sorted(YAML_KEYS) if len(error["loc"]) == 1 else sorted(_PriceSchema.model_fields)
+            raise JudgeConfigError(f"judge config {where}: unknown key {key!r} (known: {known})") from None
+        expected = _EXPECTED.get(error["type"])
+        if expected is not None:
+            raise JudgeConfigError(
+                f"judge config {where}: key {key!r} must be {expected}, got {error['input']!r}"
+            ) from None
         raise JudgeConfigError(
-            f"judge config {where}: key 'response_format' must be one of {RESPONSE_FORMATS}, "
-            f"got {cfg.response_format!r}"
-        )
-    from iopo_eval.judges.parse import PARSERS  # local import: parse does not depend on config
+            f"judge config {where}: key {key!r} has an invalid value {error['input']!r} ({error['msg']})"
+        ) from None
 
-    if cfg.parser not in PARSERS:
-        raise JudgeConfigError(
-            f"judge config {where}: key 'parser' names unknown parser {cfg.parser!r} (known: {sorted(PARSERS)})"
-        )
-    checks = [
-        ("temperature", 0 <= cfg.temperature <= 2),
-        ("top_p", cfg.top_p is None or 0 < cfg.top_p <= 1),
-        ("max_tokens", cfg.max_tokens >= 1),
-        ("timeout_s", cfg.timeout_s > 0 and math.isfinite(cfg.timeout_s)),
-        ("max_retries", cfg.max_retries >= 0),
-        ("backoff_initial_s", cfg.backoff_initial_s >= 0),
-        ("backoff_max_s", cfg.backoff_max_s >= cfg.backoff_initial_s),
-        ("concurrency", cfg.concurrency >= 1),
-        ("api_key_env", bool(cfg.api_key_env.strip())),
-    ]
-    for key, ok in checks:
-        if not ok:
-            raise JudgeConfigError(
-                f"judge config {where}: key {key!r} has an invalid value {getattr(cfg, key)!r}"
-            )
-    for fname, limit in cfg.truncation.items():
-        if not isinstance(fname, str) or isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise JudgeConfigError(
-                f"judge config {where}: 'truncation.{fname}' must map a field name to a positive integer "
-                f"number of characters, got {limit!r}"
-            )
+
+# pydantic's type errors, said the way the rest of iopo-eval says them.
+_EXPECTED = {
+    "string_type": "str",
+    "int_type": "int",
+    "float_type": "a number",
+    "bool_type": "bool (true or false)",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "literal_error": "one of " + ", ".join(repr(f) for f in RESPONSE_FORMATS),
+}
+
+
+def _config_from(checked: _ConfigSchema, source: str) -> JudgeConfig:
+    values = checked.model_dump()
+    values["price"] = Price(**values["price"])
+    return JudgeConfig(**values, source=source, template_text="")
+
+
+def _template_text(cfg: JudgeConfig, base: Path | None, where: str) -> str:
+    """The text that identifies the prompt: the template file's, or the upstream prompt's identity text."""
+    if cfg.prompt is None:
+        return _read_template(cfg.template, base, where)
+    from iopo_eval.judges.upstream_prompt import UpstreamPromptError, parse_prompt_config
+
+    try:
+        return parse_prompt_config(cfg.prompt, f"judge config {where}").identity_text()
+    except UpstreamPromptError as exc:
+        raise JudgeConfigError(str(exc)) from exc
 
 
 def _read_template(template: str, base: Path | None, where: str) -> str:
@@ -250,22 +281,6 @@ def _read_template(template: str, base: Path | None, where: str) -> str:
     raise JudgeConfigError(
         f"judge config {where}: template {template!r} not found (looked in {', '.join(map(str, candidates))})"
     )
-
-
-def _template_text(cfg: JudgeConfig, base: Path | None, where: str) -> str:
-    if cfg.prompt is None:
-        return _read_template(cfg.template, base, where)
-    if cfg.template or cfg.truncation:
-        raise JudgeConfigError(
-            f"judge config {where}: an upstream 'prompt' takes no 'template' and no 'truncation' "
-            "(upstream's own truncation applies)"
-        )
-    from iopo_eval.judges.upstream_prompt import UpstreamPromptError, parse_prompt_config
-
-    try:
-        return parse_prompt_config(cfg.prompt, f"judge config {where}").identity_text()
-    except UpstreamPromptError as exc:
-        raise JudgeConfigError(str(exc)) from exc
 
 
 def config_path(name_or_path: str | os.PathLike[str]) -> Path:
@@ -292,20 +307,7 @@ def load_judge_config(name_or_path: str | os.PathLike[str]) -> JudgeConfig:
         raise JudgeConfigError(f"judge config {where}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise JudgeConfigError(f"judge config {where}: the top level must be a mapping of keys")
-    for key in sorted(set(raw) - _YAML_KEYS):
-        raise JudgeConfigError(f"judge config {where}: unknown key {key!r} (known: {sorted(_YAML_KEYS)})")
-    for key in sorted(_REQUIRED - set(raw) - ({"template"} if raw.get("prompt") is not None else set())):
-        raise JudgeConfigError(f"judge config {where}: missing key {key!r}")
-    values = dict(raw)
-    values.setdefault("template", "")
-    values["price"] = _price(values["price"], where)
-    if values.get("truncation") is None:
-        values["truncation"] = {}
-    for key in ("temperature", "top_p", "timeout_s", "backoff_initial_s", "backoff_max_s"):
-        if isinstance(values.get(key), int) and not isinstance(values.get(key), bool):
-            values[key] = float(values[key])
-    cfg = JudgeConfig(**values, source=where, template_text="")
-    _validate(cfg, where)
+    cfg = _config_from(_check(raw, where), where)
     return dataclasses.replace(cfg, template_text=_template_text(cfg, path.parent, where))
 
 

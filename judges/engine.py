@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,8 @@ class JudgeRun:
     """Outcomes in request order plus what this run cost. Cached outcomes cost nothing here."""
 
     outcomes: list[JudgeOutcome]
-    judge: dict[str, Any]  # JudgeConfig.summary(): name, model, identity hash, smoke_test ...
+    judge: dict[str, Any]  # JudgeConfig.summary() of the (first) config: name, model, identity hash ...
+    judges: dict[str, dict[str, Any]] = field(default_factory=dict)  # every config's summary, by name
     calls: int = 0  # HTTP calls made, retries included
     cache_hits: int = 0
     prompt_tokens: int = 0
@@ -142,7 +143,11 @@ def _open_cache(cache: JudgeCache | str | os.PathLike[str] | None) -> tuple[Judg
 
 
 def _is_empty_response(request: JudgeRequest) -> bool:
-    value = request.fields.get(RESPONSE_FIELD, "")
+    """A judged model response that is empty; a request without a response field (a generation asked
+    of the model itself, say) has none to be empty."""
+    if RESPONSE_FIELD not in request.fields:
+        return False
+    value = request.fields[RESPONSE_FIELD]
     return value is None or (isinstance(value, str) and not value.strip())
 
 
@@ -160,14 +165,14 @@ def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Ite
         if _is_empty_response(request):
             items.append(None)
             continue
-        fields = dict(request.fields)
-        if fields.get(RESPONSE_FIELD) is None:
-            fields.pop(RESPONSE_FIELD, None)
         if config.prompt is not None:  # an upstream evaluator's own prompt, rendered as upstream renders it
-            rendered = render_upstream(config.prompt, fields)
+            rendered = render_upstream(config.prompt, request.fields)
         else:
             rendered = render(
-                config.template_text, fields, n_expected=request.n_expected, truncation=config.truncation
+                config.template_text,
+                request.fields,
+                n_expected=request.n_expected,
+                truncation=config.truncation,
             )
         items.append(_Item(request, rendered, cache_key(identity, rendered, request.n_expected)))
     return items
@@ -224,94 +229,177 @@ def _estimate(items: list[_Item], config: JudgeConfig) -> DryRunEstimate:
 
 async def judge_many(
     requests: Sequence[JudgeRequest],
-    config: JudgeConfig,
+    config: JudgeConfig | Mapping[str, JudgeConfig],
     cache: JudgeCache | str | os.PathLike[str] | None,
     *,
-    concurrency: int | None = None,
     budget_usd: float | None = None,
     dry_run: bool = False,
     progress: bool = True,
 ) -> JudgeRun:
-    """Judge ``requests`` with ``config``; outcomes come back in request order.
+    """Judge ``requests``; outcomes come back in request order.
 
-    ``cache`` is an open :class:`JudgeCache`, a path, or None for the default file
-    (``iopo_eval.paths.judge_cache_path``)."""
+    ``config`` is the judge of every request, or several judges by name: each request's ``judge`` names
+    its config (an empty name means the first). Several configs are judged side by side, each with its
+    own ``concurrency`` calls in flight, all under one ``budget_usd``. ``cache`` is an open
+    :class:`JudgeCache`, a path, or None for the default file (``iopo_eval.paths.judge_cache_path``)."""
     started = time.perf_counter()
     if budget_usd is not None and budget_usd < 0:
         raise ValueError(f"budget_usd must be >= 0, got {budget_usd}")
-    parser = get_parser(config.parser)
+    configs = {"": config} if isinstance(config, JudgeConfig) else dict(config)
+    if not configs:
+        raise ValueError("judge_many needs at least one judge config")
+    groups = _route(requests, configs)
+    budget = _Budget(budget_usd)
     store, owned = _open_cache(cache)
     try:
-        items = _prepare(requests, config)
-        outcomes: list[JudgeOutcome | None] = [None] * len(items)
-        run = JudgeRun(outcomes=[], judge=config.summary(), budget_usd=budget_usd, dry_run=dry_run)
-        for index, (request, item) in enumerate(zip(requests, items, strict=True)):
-            if item is None:
-                outcomes[index] = JudgeOutcome(
-                    key=request.key,
-                    status="failed",
-                    error_kind="empty_response",
-                    error="the model's response is empty; judged failed without asking the judge",
-                    judge_model=config.model,
-                )
-        hits = store.get_many(item.key for item in items if item is not None)
-        pending: dict[str, list[int]] = {}  # cache key -> request indices (duplicates asked once)
-        for index, item in enumerate(items):
-            if item is None:
-                continue
-            record = hits.get(item.key)
-            if record is not None:
-                outcomes[index] = _from_cache(item, record)
-                run.cache_hits += 1
-            else:
-                pending.setdefault(item.key, []).append(index)
-
-        if dry_run:
-            todo = [items[indices[0]] for indices in pending.values()]
-            run.estimate = _estimate([i for i in todo if i is not None], config)
-            for indices in pending.values():
-                for index in indices:
-                    item = items[index]
-                    assert item is not None
-                    outcomes[index] = JudgeOutcome(
-                        key=item.request.key,
-                        status="skipped",
-                        error_kind="dry_run",
-                        error="dry run: not asked",
-                        cache_key=item.key,
-                        truncated=dict(item.rendered.truncated),
-                        judge_model=config.model,
-                    )
-        elif pending:
-            await _call_pending(
-                items, pending, outcomes, run, config, store, parser, concurrency, budget_usd, progress
-            )
-
-        run.outcomes = [o for o in outcomes if o is not None]
-        assert len(run.outcomes) == len(requests)
-        run.failures = dict(
-            Counter(
-                o.error_kind
-                for o in run.outcomes
-                if o.status != "ok" and o.error_kind not in (None, "dry_run")
-            )
-        )
-        run.elapsed_s = time.perf_counter() - started
-        log.info(
-            "judge %s: %d items, %d judged, %d failed, %d skipped; %d calls, %d cache hits, $%.4f",
-            config.name,
-            len(run.outcomes),
-            run.judged,
-            run.failed,
-            run.skipped,
-            run.calls,
-            run.cache_hits,
-            run.usd,
-        )
-        return run
+        jobs = [
+            _judge_group([requests[i] for i in indices], configs[name], store, budget, dry_run, progress)
+            for name, indices in groups.items()
+        ]
+        parts = await _all(jobs)
     finally:
         if owned:
             store.close()
+    first = next(iter(configs.values()))
+    run = JudgeRun(
+        outcomes=[],
+        judge=first.summary(),
+        judges={name: cfg.summary() for name, cfg in configs.items()},
+        budget_usd=budget_usd,
+        dry_run=dry_run,
+    )
+    outcomes: list[JudgeOutcome | None] = [None] * len(requests)
+    estimates = []
+    for indices, part in zip(groups.values(), parts, strict=True):
+        for index, outcome in zip(indices, part.outcomes, strict=True):
+            outcomes[index] = outcome
+        run.calls += part.calls
+        run.cache_hits += part.cache_hits
+        run.prompt_tokens += part.prompt_tokens
+        run.completion_tokens += part.completion_tokens
+        run.usd += part.usd
+        if part.estimate is not None:
+            estimates.append(part.estimate)
+    run.outcomes = [o for o in outcomes if o is not None]
+    assert len(run.outcomes) == len(requests)
+    run.failures = dict(
+        Counter(
+            o.error_kind for o in run.outcomes if o.status != "ok" and o.error_kind not in (None, "dry_run")
+        )
+    )
+    run.estimate = _merge_estimates(estimates) if dry_run else None
+    run.elapsed_s = time.perf_counter() - started
+    return run
+
+
+def _route(requests: Sequence[JudgeRequest], configs: Mapping[str, JudgeConfig]) -> dict[str, list[int]]:
+    """Request indices by the name of the config that judges them."""
+    default = next(iter(configs))
+    groups: dict[str, list[int]] = {}
+    for index, request in enumerate(requests):
+        name = default if len(configs) == 1 else (request.judge or default)
+        if name not in configs:
+            raise ValueError(
+                f"judge request {request.key!r} asks for judge {name!r}; configured: {sorted(configs)}"
+            )
+        groups.setdefault(name, []).append(index)
+    return groups
+
+
+async def _all(jobs: list[Coroutine[Any, Any, JudgeRun]]) -> list[JudgeRun]:
+    """Run the jobs side by side; when one fails, the others are cancelled before the error goes up."""
+    if len(jobs) == 1:
+        return [await jobs[0]]
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _merge_estimates(estimates: list[DryRunEstimate]) -> DryRunEstimate | None:
+    if not estimates:
+        return None
+    return DryRunEstimate(
+        items=sum(e.items for e in estimates),
+        prompt_tokens=sum(e.prompt_tokens for e in estimates),
+        completion_tokens=sum(e.completion_tokens for e in estimates),
+        usd=sum(e.usd for e in estimates),
+        usd_upper_bound=sum(e.usd_upper_bound for e in estimates),
+        method=", ".join(sorted({e.method for e in estimates})),
+    )
+
+
+async def _judge_group(
+    requests: Sequence[JudgeRequest],
+    config: JudgeConfig,
+    store: JudgeCache,
+    budget: _Budget,
+    dry_run: bool,
+    progress: bool,
+) -> JudgeRun:
+    """The requests of one judge config: cache hits, then calls for the rest (or a dry-run estimate)."""
+    parser = get_parser(config.parser)
+    items = _prepare(requests, config)
+    outcomes: list[JudgeOutcome | None] = [None] * len(items)
+    run = JudgeRun(outcomes=[], judge=config.summary(), dry_run=dry_run)
+    for index, (request, item) in enumerate(zip(requests, items, strict=True)):
+        if item is None:
+            outcomes[index] = JudgeOutcome(
+                key=request.key,
+                status="failed",
+                error_kind="empty_response",
+                error="the model's response is empty; judged failed without asking the judge",
+                judge_model=config.model,
+            )
+    hits = store.get_many(item.key for item in items if item is not None)
+    pending: dict[str, list[int]] = {}  # cache key -> request indices (duplicates asked once)
+    for index, item in enumerate(items):
+        if item is None:
+            continue
+        record = hits.get(item.key)
+        if record is not None:
+            outcomes[index] = _from_cache(item, record)
+            run.cache_hits += 1
+        else:
+            pending.setdefault(item.key, []).append(index)
+
+    if dry_run:
+        todo = [items[indices[0]] for indices in pending.values()]
+        run.estimate = _estimate([i for i in todo if i is not None], config)
+        for indices in pending.values():
+            for index in indices:
+                item = items[index]
+                assert item is not None
+                outcomes[index] = JudgeOutcome(
+                    key=item.request.key,
+                    status="skipped",
+                    error_kind="dry_run",
+                    error="dry run: not asked",
+                    cache_key=item.key,
+                    truncated=dict(item.rendered.truncated),
+                    judge_model=config.model,
+                )
+    elif pending:
+        await _call_pending(items, pending, outcomes, run, config, store, parser, budget, progress)
+
+    run.outcomes = [o for o in outcomes if o is not None]
+    assert len(run.outcomes) == len(requests)
+    log.info(
+        "judge %s: %d items, %d judged, %d failed, %d skipped; %d calls, %d cache hits, $%.4f",
+        config.name,
+        len(run.outcomes),
+        run.judged,
+        run.failed,
+        run.skipped,
+        run.calls,
+        run.cache_hits,
+        run.usd,
+    )
+    return run
 
 
 async def _call_pending(
@@ -322,14 +410,13 @@ async def _call_pending(
     config: JudgeConfig,
     store: JudgeCache,
     parser: Any,
-    concurrency: int | None,
-    budget_usd: float | None,
+    budget: _Budget,
     progress: bool,
 ) -> None:
-    width = concurrency or config.concurrency
-    client = JudgeClient(config, concurrency=width)
+    # The config's concurrency is the one limit: this many workers, each with one call in flight.
+    width = config.concurrency
+    client = JudgeClient(config)
     client.open()  # fail now, before any work, when the key is missing
-    budget = _Budget(budget_usd)
     identity = config.identity_hash()
     queue = list(pending.items())
     queue.reverse()  # pop() from the end keeps request order
@@ -490,7 +577,7 @@ async def _call_pending(
 
 def judge_batch(
     requests: Sequence[JudgeRequest],
-    config: JudgeConfig,
+    config: JudgeConfig | Mapping[str, JudgeConfig],
     cache: JudgeCache | str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> JudgeRun:

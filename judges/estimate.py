@@ -1,7 +1,7 @@
 """Token estimates for ``--dry-run`` and for the ``--budget`` reservation of calls in flight.
 
-Prompt tokens: tiktoken's encoding for the judge model when tiktoken is installed and its encoding file
-is available (it is fetched once from the internet and cached; offline it fails fast and we fall back).
+Prompt tokens: tiktoken's encoding for the judge model when its encoding file is available (it is
+fetched once from the internet and cached; offline it fails fast and we fall back).
 Fallback: ASCII characters / 3, plus one token per non-ASCII character. Plain "characters / 3" would
 undercount Chinese, the language of TRACE, by about three times: GPT-4o's tokenizer spends about one
 token per CJK character.
@@ -26,7 +26,9 @@ COMPLETION_PER_CONSTRAINT = 70
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "").strip() not in ("", "0") for v in ("IOPO_EVAL_OFFLINE", "HF_HUB_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip() not in ("", "0") for v in ("IOPO_EVAL_OFFLINE", "HF_HUB_OFFLINE")
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -35,10 +37,8 @@ def _encoder(model: str) -> Callable[[str], int] | None:
     # stall for seconds, so machines marked offline use the heuristic unless tiktoken already has it.
     if _offline() and not os.environ.get("TIKTOKEN_CACHE_DIR"):
         return None
-    try:
-        import tiktoken
-    except ImportError:
-        return None
+    import tiktoken
+
     try:
         try:
             encoding = tiktoken.encoding_for_model(model)

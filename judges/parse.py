@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from iopo_eval.judges.types import ErrorKind
+
 
 class JudgeParseError(ValueError):
-    def __init__(self, error_kind: str, message: str) -> None:
+    def __init__(self, error_kind: ErrorKind, message: str) -> None:
         super().__init__(message)
         self.error_kind = error_kind
 

@@ -102,12 +102,12 @@ def parse_yesno(reply: str, n_expected: int) -> ParsedJudgement:
             reasons=[analysis if isinstance(analysis, str) else str(analysis)],
             overall=None,
         )
-    verdict = upstream_yesno(reply)
-    if verdict is None:
+    found = upstream_yesno(reply)
+    if found is None:
         raise JudgeParseError(
             "parse_error", "no JSON answer, no 答案：是/否 and neither 是 nor 否 in the reply"
         )
-    return ParsedJudgement(scores=[float(verdict)], reasons=[reply.strip()], overall=None)
+    return ParsedJudgement(scores=[float(found)], reasons=[reply.strip()], overall=None)
 
 
 # ---------------------------------------------------------------- extraction

@@ -144,7 +144,9 @@ def _fine_grained(reply: str) -> tuple[list[tuple[str | None, Any]], str, int]:
     try:
         value, _end = json.JSONDecoder(object_pairs_hook=list).raw_decode(block, start)
     except json.JSONDecodeError:
-        loose = [(None, float(m.group(1))) for m in _LOOSE_SCORE.finditer(block, start)]
+        loose: list[tuple[str | None, Any]] = [
+            (None, float(m.group(1))) for m in _LOOSE_SCORE.finditer(block, start)
+        ]
         if not loose:
             raise JudgeParseError(
                 "parse_error", "Fine Grained Score is not JSON and holds no scores"
@@ -184,9 +186,10 @@ def _match(keys: list[str | None], constraints: Sequence[str] | None) -> list[in
     crossed = [i for i, j in enumerate(named) if j is not None and j != i]
     if crossed:
         i = crossed[0]
+        hit = named[i]
         raise JudgeParseError(
             "parse_error",
-            f"score {i + 1} is keyed by constraint {named[i] + 1 if named[i] is not None else '?'}'s text but "
+            f"score {i + 1} is keyed by constraint {hit + 1 if hit is not None else '?'}'s text but "
             "the keys do not name every constraint once: the scores cannot be matched",
         )
     return None

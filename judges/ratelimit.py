@@ -195,8 +195,8 @@ class PacedJudgeClient(JudgeClient):
     The wiring proposed for ``JudgeClient.complete`` itself is the same few lines: acquire before the
     call, settle with the reported usage after it."""
 
-    def __init__(self, config: JudgeConfig, limiter: RateLimiter, *, concurrency: int | None = None) -> None:
-        super().__init__(config, concurrency=concurrency)
+    def __init__(self, config: JudgeConfig, limiter: RateLimiter) -> None:
+        super().__init__(config)
         self.limiter = limiter
 
     async def complete(self, body: dict[str, Any]) -> Completion:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 # Error kinds recorded on failed judgements (a failure is never turned into a score).
-ERROR_KINDS = (
+ErrorKind = Literal[
     "parse_error",  # reply did not contain the structured answer
     "wrong_count",  # number of scores differs from the number of constraints
     "out_of_range",  # a score outside the allowed range
@@ -24,17 +24,22 @@ ERROR_KINDS = (
     "batch_cancelled",
     "batch_failed",  # the batch failed as a whole (its input was rejected)
     "batch_pending",  # still in a batch when the run stopped waiting (status "skipped"; the next run collects it)
-)
+]
+ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
+# "ok": parsed; "failed": no usable answer after the retries; "skipped": not asked (budget, dry run).
+OutcomeStatus = Literal["ok", "failed", "skipped"]
 
 
 @dataclass
 class JudgeRequest:
     """One judgement to make. ``fields`` fill the prompt template; ``n_expected`` is the number of
-    per-constraint scores the parser must find (checked strictly)."""
+    per-constraint scores the parser must find (checked strictly). ``judge`` names the judge config
+    that answers it when the engine is given several (a key of that mapping; "" with a single config)."""
 
     key: str  # the caller's id for the item (not the cache key)
     fields: dict[str, Any]
     n_expected: int
+    judge: str = ""
 
 
 @dataclass
@@ -46,12 +51,12 @@ class Usage:
 @dataclass
 class JudgeOutcome:
     key: str
-    status: str  # "ok" | "failed" | "skipped"
+    status: OutcomeStatus
     scores: list[float] | None = None  # one per constraint, in order
     reasons: list[str] | None = None
     overall: float | None = None
     raw: str | None = None  # the judge's raw reply text (last attempt)
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     attempts: int = 0
     cached: bool = False  # served from the cache: no call paid by this run

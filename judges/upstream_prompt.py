@@ -330,12 +330,12 @@ def read_spec(spec: UpstreamPromptSpec, source: str, where: str) -> LoadedPrompt
             )
         templates[locator] = template
     values: dict[str, Any] = {}
-    for source in spec.sources.values():
-        if isinstance(source, FunctionValue):
+    for mapped in spec.sources.values():
+        if isinstance(mapped, FunctionValue):
             function = spec.locator.function if isinstance(spec.locator, StringAssignment) else None
             if function is None:
                 raise UpstreamSourceError(f"spec {spec.name!r}: a function value needs a function locator")
-            values[source.name] = function_value(tree, function, source.name, where)
+            values[mapped.name] = function_value(tree, function, mapped.name, where)
     return LoadedPrompt(templates=templates, values=values)
 
 

@@ -127,7 +127,7 @@ def parse_module(source: str, where: str) -> ast.Module:
 
 def _function_body(tree: ast.Module, qualname: str, where: str) -> list[ast.stmt]:
     scope: list[ast.stmt] = tree.body
-    found: ast.FunctionDef | ast.ClassDef | None = None
+    found: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | None = None
     for part in qualname.split("."):
         found = next(
             (

@@ -19,9 +19,10 @@ import jinja2
 
 from iopo_eval import __version__
 from iopo_eval.leaderboard.charts import to_svg
-from iopo_eval.leaderboard.columns import MAIN_COLUMNS, column_groups
+from iopo_eval.leaderboard.columns import column_groups, main_columns
 from iopo_eval.leaderboard.reported import ReportedTable, load_reported
 from iopo_eval.leaderboard.runs import LoadedRun, load_runs
+from iopo_eval.leaderboard.table_csv import CSV_NAME, write_table_csv
 from iopo_eval.leaderboard.views import MainRow, measured_row, reported_rows, run_page
 from iopo_eval.results import load_results
 
@@ -133,8 +134,9 @@ def build_site(
     out = Path(out_dir)
     runs = load_runs(inputs)
     table = reported if reported is not None else (load_reported() if include_reported else None)
-    rows = [measured_row(r) for r in runs]
-    rep_rows = reported_rows(table) if table is not None and include_reported else []
+    columns = main_columns()
+    rows = [measured_row(r, columns) for r in runs]
+    rep_rows = reported_rows(table, columns) if table is not None and include_reported else []
     all_rows = rows + rep_rows
     initial = _initial_baseline(all_rows, runs, baseline)
 
@@ -154,14 +156,14 @@ def build_site(
         summary.pages.append(path)
 
     data = {
-        "columns": [c.key for c in MAIN_COLUMNS],
+        "columns": [c.key for c in columns],
         "rows": [{"id": r.row_id, "label": r.label, "kind": r.kind} for r in all_rows],
         "baseline": initial,
     }
     index = env.get_template("index.html").render(
         rows=all_rows,
-        columns=MAIN_COLUMNS,
-        groups=column_groups(),
+        columns=columns,
+        groups=column_groups(columns),
         reported=table if include_reported else None,
         data=data,
         n_measured=len(rows),
@@ -169,4 +171,5 @@ def build_site(
         **common,
     )
     summary.index.write_text(index, encoding="utf-8")
+    write_table_csv(out / CSV_NAME, all_rows, columns)
     return summary

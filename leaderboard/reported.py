@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from iopo_eval.leaderboard.columns import COLUMN_KEYS
+from iopo_eval.leaderboard.columns import column_keys
 
 BUNDLED = "iopo_table3.json"
 
@@ -74,13 +74,14 @@ def _row(row: Any, where: str, source: str) -> ReportedRow:
         if key not in row:
             raise ReportedError(f"{where}: missing {key!r}")
     values = row["values"]
+    keys = column_keys()
     if not isinstance(values, dict):
         raise ReportedError(f"{where}: 'values' must be an object keyed by column")
-    unknown = sorted(set(values) - set(COLUMN_KEYS))
+    unknown = sorted(set(values) - set(keys))
     if unknown:
-        raise ReportedError(f"{where}: unknown column {unknown[0]!r} (known: {', '.join(COLUMN_KEYS)})")
+        raise ReportedError(f"{where}: unknown column {unknown[0]!r} (known: {', '.join(keys)})")
     clean: dict[str, float | None] = {}
-    for key in COLUMN_KEYS:
+    for key in keys:
         v = values.get(key)
         if v is not None and (
             isinstance(v, bool)

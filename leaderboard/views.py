@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from iopo_eval.benchmarks import BENCHMARKS
 from iopo_eval.leaderboard.charts import Chart, bar_chart
-from iopo_eval.leaderboard.columns import BENCHMARK_TITLES, MAIN_COLUMNS
+from iopo_eval.leaderboard.columns import Column, benchmark_order, title_of
 from iopo_eval.leaderboard.reported import ReportedTable
 from iopo_eval.leaderboard.runs import LoadedRun
 from iopo_eval.results import BenchmarkResult, Metric
@@ -102,10 +103,10 @@ def _host(endpoint: object) -> str:
     return str(parts.hostname or "") + (f":{parts.port}" if parts.port else "")
 
 
-def measured_row(run: LoadedRun) -> MainRow:
+def measured_row(run: LoadedRun, columns: tuple[Column, ...]) -> MainRow:
     res = run.results
     cells = []
-    for col in MAIN_COLUMNS:
+    for col in columns:
         bench = res.benchmarks.get(col.benchmark)
         cells.append(metric_cell(bench.metrics.get(col.metric) if bench else None))
     benches = list(res.benchmarks.values())
@@ -114,7 +115,11 @@ def measured_row(run: LoadedRun) -> MainRow:
     fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
     items = sum(b.n_items for b in benches)
     # Mean response length over all items, weighting each benchmark by its item count.
-    sized = [(float(b.mean_response_chars), b.n_items) for b in benches if _finite(b.mean_response_chars)]
+    sized = [
+        (b.mean_response_chars, b.n_items)
+        for b in benches
+        if b.mean_response_chars is not None and _finite(b.mean_response_chars)
+    ]
     total = sum(n for _, n in sized)
     mean_chars = sum(c * n for c, n in sized) / total if total else None
     usd = sum(b.cost.usd for b in benches)
@@ -132,7 +137,7 @@ def measured_row(run: LoadedRun) -> MainRow:
         smoke=res.smoke_test,
         judge=judge,
         judge_title=judge_title,
-        not_comparable=", ".join(BENCHMARK_TITLES.get(b, b) for b in not_paper),
+        not_comparable=", ".join(title_of(b) for b in not_paper),
         versions=f"{len(versions)} tasks" if len(versions) > 2 else ", ".join(versions),
         versions_title="; ".join(versions),
         failures=sum(b.n_failed for b in benches),
@@ -146,14 +151,14 @@ def measured_row(run: LoadedRun) -> MainRow:
     )
 
 
-def reported_rows(table: ReportedTable) -> list[MainRow]:
+def reported_rows(table: ReportedTable, columns: tuple[Column, ...]) -> list[MainRow]:
     rows = []
     for i, r in enumerate(table.rows):
         cells = [
             Cell(v, f"{v:.1f}", title=f"reported in the paper ({r.table})")
             if v is not None
             else Cell(None, "–", title=f"not reported in the paper's {r.table or 'table'}")
-            for v in (r.values[c.key] for c in MAIN_COLUMNS)
+            for v in (r.values.get(c.key) for c in columns)
         ]
         rows.append(
             MainRow(
@@ -170,30 +175,6 @@ def reported_rows(table: ReportedTable) -> list[MainRow]:
 
 
 # ---------------------------------------------------------------- run pages
-
-# (chart title, metric-name prefixes, sort bars by value). Prefixes not listed get a chart of their own.
-CHART_GROUPS: dict[str, list[tuple[str, tuple[str, ...], bool]]] = {
-    "trace": [
-        ("Pass rate by constraint category", ("category/",), False),
-        ("Pass rate by constraint dimension", ("dimension/",), True),
-        ("Instructions followed by TRACE version", ("version/",), False),
-        ("Instructions followed by number of constraints", ("n_constraints/",), False),
-    ],
-    "ifeval": [("Strict pass rate by instruction type", ("type/",), True)],
-    "cfbench": [
-        ("Easy vs hard split", ("easy/", "hard/"), False),
-        ("Constraint satisfaction by constraint type", ("type/",), True),
-    ],
-    "complexbench": [
-        ("DRFR by constraint group", ("group/",), True),
-        ("DRFR by instruction category", ("category/", "category_family/"), True),
-        ("DRFR by nested composition", ("nested/",), True),
-        ("DRFR by task type", ("task_type/",), True),
-        ("DRFR by dimension", ("dimension/",), True),
-        ("DRFR by composition", ("composition/",), False),
-        ("Coherent test", ("coherent/",), False),
-    ],
-}
 
 
 @dataclass
@@ -231,7 +212,9 @@ def _label(name: str, m: Metric, prefixes: tuple[str, ...]) -> str:
 
 def benchmark_charts(bench: BenchmarkResult) -> list[Chart]:
     names = [n for n in bench.metrics if "/" in n]
-    groups = list(CHART_GROUPS.get(bench.benchmark, []))
+    # The benchmark's own chart groups (registry); breakdown prefixes it does not list get a chart each.
+    known = BENCHMARKS.get(bench.benchmark)
+    groups = [(g.title, g.prefixes, g.by_value) for g in (known.charts if known is not None else ())]
     covered = {p for _, prefixes, _ in groups for p in prefixes}
     for n in names:
         prefix = n.split("/", 1)[0] + "/"
@@ -284,7 +267,7 @@ def benchmark_section(bench: BenchmarkResult, items_script: str) -> BenchmarkSec
     )
     return BenchmarkSection(
         name=bench.benchmark,
-        title=BENCHMARK_TITLES.get(bench.benchmark, bench.benchmark),
+        title=title_of(bench.benchmark),
         headline=headline,
         other=other,
         charts=benchmark_charts(bench),
@@ -308,7 +291,7 @@ def run_page(run: LoadedRun, items_scripts: dict[str, str]) -> RunPage:
         model=model,
         smoke=res.smoke_test,
     )
-    order = {b: i for i, b in enumerate(BENCHMARK_TITLES)}
+    order = benchmark_order()
     for name in sorted(res.benchmarks, key=lambda b: (order.get(b, 99), b)):
         page.sections.append(benchmark_section(res.benchmarks[name], items_scripts.get(name, "")))
     return page

@@ -14,14 +14,14 @@ import pytest
 
 from iopo_eval.commands import gate as gate_command
 from iopo_eval.gate import EXIT_CANNOT_COMPARE, EXIT_OK, EXIT_REGRESSION, GateOptions, run_gate
-from iopo_eval.leaderboard.synthetic import (
+from iopo_eval.results import ItemRecord, MetricSpec
+from iopo_eval.stats import bootstrap_ci, discordant_counts, is_binary, mcnemar, paired_bootstrap
+from iopo_eval.testing.synthetic import (
     JudgeSpec,
     SyntheticRun,
     write_run_from_items,
     write_synthetic_run,
 )
-from iopo_eval.results import ItemRecord, MetricSpec
-from iopo_eval.stats import bootstrap_ci, discordant_counts, is_binary, mcnemar, paired_bootstrap
 
 
 def cli_main(argv: list[str]) -> int:
@@ -391,7 +391,7 @@ def test_console_script_end_to_end(runs: dict[str, Path]) -> None:
         timeout=120,
     )
     assert proc.returncode == EXIT_REGRESSION, proc.stderr
-    assert "| ifeval | S-Acc (`prompt_strict`)" in proc.stdout
+    assert "| ifeval | S-Acc (prompt-level strict) (`prompt_strict`)" in proc.stdout
     results = json.loads((runs["worse"] / "results.json").read_text())
     assert results["model"]["name"] == "worse-model"
 
@@ -483,3 +483,21 @@ def test_task_run_by_one_side_only_is_not_a_version_mismatch(tmp_path: Path) -> 
     both = {"trace": {"trace_ifs": "1.0", "trace_ifm": "1.0"}}
     write_run_from_items(tmp_path / "c", "y", items, specs=IF_S_ONLY, task_versions=both)
     assert run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50)).exit_code == EXIT_OK
+
+
+def test_a_run_scored_by_an_older_scoring_version_is_noted(tmp_path: Path) -> None:
+    """The gate reads the registry: a run whose scoring version is not this install's gets a note."""
+    items = {"trace": _binary_items([1, 0, 1])}
+    write_run_from_items(tmp_path / "b", "x", items, specs=IF_S_ONLY)
+    write_run_from_items(tmp_path / "c", "y", items, specs=IF_S_ONLY)
+    assert not any(
+        "scoring" in n for n in run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50)).notes
+    )
+    for run in ("b", "c"):
+        path = tmp_path / run / "results.json"
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc["benchmarks"]["trace"]["protocol"]["scoring_version"] = "trace-scoring-0"
+        path.write_text(json.dumps(doc), encoding="utf-8")
+    report = run_gate(tmp_path / "b", tmp_path / "c", GateOptions(iters=50))
+    assert report.exit_code == EXIT_OK  # both old: comparable with each other
+    assert any(n.startswith("candidate trace: scored with 'trace-scoring-0'") for n in report.notes)

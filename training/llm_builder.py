@@ -8,7 +8,14 @@ optional ``input``), JSONL. Per row:
    response to one should fail the other (the paper's Figure 1; the released sample changes all three);
 3. the generator answers x1 -> y1 and x2 -> y2;
 4. optional judge filter: keep the quadruple only if the judge gives every constraint 10/10 for (x1, y1)
-   and (x2, y2), and not for the crossed pairs (x1, y2) and (x2, y1) — the strict all-10 rule of §1.5.
+   and (x2, y2), and not for the crossed pairs (x1, y2) and (x2, y1): the strict all-10 rule of §1.5,
+   asked of the TRACE judge (its template and reply parser).
+
+Every call goes through the judge engine, like every LLM call of iopo-eval: its client, SQLite cache (a
+rerun pays for nothing twice), retries, budget and cost accounting. The prompts are template files
+(``judges/templates/builder_rewrite_v1.txt``, ``builder_respond_v1.txt``) named by judge configs
+(``builder-rewrite-gpt4o``, ``builder-respond-gpt4o``; the filter uses ``trace-gpt4o``); the endpoint
+and model of each come from :class:`EndpointSettings`. Each stage is one batch of calls.
 
 The API key comes from the environment variable named by ``api_key_env`` (never written anywhere).
 Evaluation data is refused: the input file's sha256 against the registry, and every instruction against
@@ -17,66 +24,47 @@ the TRACE and IFEval prompts (eval_guard.py).
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from iopo_eval.judges.config import JudgeConfig, load_judge_config
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
+from iopo_eval.judging import JudgeSession
 from iopo_eval.training.data import Quadruple, TrainingDataError, read_rows, write_quadruples
 from iopo_eval.training.eval_guard import refuse_evaluation_file, refuse_evaluation_prompts
 
 log = logging.getLogger(__name__)
 
-MODIFY_PROMPT = """You write training data for instruction following.
-Below is a task with numbered constraints. Write a second version of the constraints for the SAME task so that a
-response that satisfies the original constraints clearly violates the new ones, and the other way round.
-Change the value or the direction of one or more constraints (a length range, a required keyword, a tone, a
-format, ...) or drop one constraint and change another. Keep the task itself unchanged.
-Reply with JSON only: {{"constraints": ["first constraint", "second constraint", ...]}}
-
-Task: {description}
-Constraints:
-{constraints}"""
-
-JUDGE_PROMPT = """Score how well the response follows each numbered constraint of the instruction, from 0 to 10
-(10 = fully followed). Reply with JSON only: {{"scores": [score for constraint 1, score for constraint 2, ...]}}
-
-[Instruction]
-{instruction}
-
-[Response]
-{response}"""
-
+REWRITE_CONFIG = "builder-rewrite-gpt4o"
+RESPOND_CONFIG = "builder-respond-gpt4o"
+JUDGE_CONFIG = "trace-gpt4o"
+NO_INPUT = "(none)"  # what the TRACE judge is shown for a task without input (as in scoring.trace)
 _NUMBER = re.compile(r"^\s*\d+\s*[.、)]\s*")
 
 
 @dataclass
 class EndpointSettings:
+    """Where one kind of call goes: endpoint, model and key variable, plus sampling overrides (None: the
+    bundled config's value)."""
+
     base_url: str | None = None  # None: the OpenAI API
-    model: str = "gpt-4o"
+    model: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    timeout_s: float = 120.0
-    max_retries: int = 3
+    temperature: float | None = None
+    max_tokens: int | None = None
+    timeout_s: float | None = None
+    max_retries: int | None = None
 
-    def client(self) -> Any:
-        from openai import OpenAI
-
-        key = os.environ.get(self.api_key_env)
-        if not key and not self.base_url:
-            raise RuntimeError(
-                f"the OpenAI API needs a key in ${self.api_key_env} (or set base_url for a local server)"
-            )
-        return OpenAI(
+    def apply(self, config: JudgeConfig) -> JudgeConfig:
+        return config.with_overrides(
             base_url=self.base_url,
-            api_key=key or "unused",
-            timeout=self.timeout_s,
+            model=self.model,
+            api_key_env=self.api_key_env,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            timeout_s=self.timeout_s,
             max_retries=self.max_retries,
         )
 
@@ -106,6 +94,7 @@ class BuildReport:
     rows: int = 0
     built: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    usd: float = 0.0  # paid by this build (cache hits cost nothing)
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -130,77 +119,36 @@ def parse_trace_rows(path: Path) -> list[TraceInstruction]:
     return out
 
 
-def _json_object(text: str) -> dict[str, Any] | None:
-    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", text.strip())
-    match = re.search(r"\{.*\}", text, flags=re.DOTALL)
-    if not match:
+def _text(outcome: JudgeOutcome) -> str | None:
+    return outcome.reasons[0] if outcome.status == "ok" and outcome.reasons else None
+
+
+def _all_ten(outcome: JudgeOutcome) -> bool | None:
+    if outcome.status != "ok" or outcome.scores is None:
         return None
-    try:
-        obj = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    return obj if isinstance(obj, dict) else None
+    return all(s == 10 for s in outcome.scores)
 
 
-Chat = Callable[[str, float | None], str]
+def _verdict_request(item: TraceInstruction, constraints: list[str], response: str, key: str) -> JudgeRequest:
+    fields = {
+        "query": item.description,
+        "input": item.input or NO_INPUT,
+        "constraints": constraints,
+        "response": response,
+    }
+    return JudgeRequest(key=key, fields=fields, n_expected=len(constraints), judge="judge")
 
 
-def _chat_fn(settings: EndpointSettings) -> Chat:
-    client = settings.client()
-
-    def chat(prompt: str, temperature: float | None = None) -> str:
-        response = client.chat.completions.create(
-            model=settings.model,
-            messages=[{"role": "user", "content": prompt}],
-            temperature=settings.temperature if temperature is None else temperature,
-            max_tokens=settings.max_tokens,
-        )
-        return response.choices[0].message.content or ""
-
-    return chat
-
-
-def _all_ten(judge: Chat, instruction: str, response: str, n: int) -> bool | None:
-    obj = _json_object(judge(JUDGE_PROMPT.format(instruction=instruction, response=response), 0.0))
-    scores = obj.get("scores") if obj else None
-    if not isinstance(scores, list) or len(scores) != n:
-        return None
-    try:
-        return all(float(s) == 10 for s in scores)
-    except (TypeError, ValueError):
-        return None
-
-
-def build_one(item: TraceInstruction, generator: Chat, judge: Chat | None) -> tuple[Quadruple | None, str]:
-    """(quadruple, "") or (None, reason it was skipped)."""
-    obj = _json_object(
-        generator(MODIFY_PROMPT.format(description=item.description, constraints=item.render()), None)
-    )
-    new = obj.get("constraints") if obj else None
-    if not isinstance(new, list) or not new or not all(isinstance(c, str) and c.strip() for c in new):
-        return None, "unparseable constraint rewrite"
-    new = [_NUMBER.sub("", c).strip() for c in new]
-    if new == item.constraints:
-        return None, "rewrite identical to the original"
-    x1, x2 = item.render(), item.render(new)
-    y1, y2 = generator(x1, None).strip(), generator(x2, None).strip()
-    if not y1 or not y2 or y1 == y2:
-        return None, "empty or identical responses"
-    if judge is not None:
-        verdicts = (
-            _all_ten(judge, x1, y1, len(item.constraints)),
-            _all_ten(judge, x2, y2, len(new)),
-            _all_ten(judge, x1, y2, len(item.constraints)),
-            _all_ten(judge, x2, y1, len(new)),
-        )
-        if None in verdicts:
-            return None, "unparseable judge verdict"
-        if not (verdicts[0] and verdicts[1]):
-            return None, "judge: a response misses its own instruction"
-        if verdicts[2] or verdicts[3]:
-            return None, "judge: a response also follows the other instruction"
-    q = Quadruple([{"role": "user", "content": x1}], [{"role": "user", "content": x2}], y1, y2, item.id)
-    return q, ""
+def _rewrites(items: list[TraceInstruction], outcomes: list[JudgeOutcome]) -> dict[str, list[str] | str]:
+    """Item id -> the new constraint list, or the reason the row is skipped."""
+    out: dict[str, list[str] | str] = {}
+    for item, outcome in zip(items, outcomes, strict=True):
+        if outcome.status != "ok" or not outcome.reasons:
+            out[item.id] = f"constraint rewrite failed ({outcome.error_kind})"
+            continue
+        new = [_NUMBER.sub("", c).strip() for c in outcome.reasons]
+        out[item.id] = "rewrite identical to the original" if new == item.constraints else new
+    return out
 
 
 def build_from_trace_rows(
@@ -210,6 +158,10 @@ def build_from_trace_rows(
     judge: EndpointSettings | None = None,
     limit: int | None = None,
     concurrency: int = 4,
+    *,
+    cache_path: Path | None = None,
+    budget_usd: float | None = None,
+    progress: bool = False,
 ) -> BuildReport:
     input_path = Path(input_path)
     refuse_evaluation_file(input_path)
@@ -217,17 +169,95 @@ def build_from_trace_rows(
     refuse_evaluation_prompts(
         (f"{input_path} row id {i.id}", t) for i in items for t in (i.description, i.render())
     )
-    gen_chat = _chat_fn(generator)
-    judge_chat = _chat_fn(judge) if judge is not None else None
+    configs = {
+        "rewrite": generator.apply(load_judge_config(REWRITE_CONFIG)),
+        "respond": generator.apply(load_judge_config(RESPOND_CONFIG)),
+    }
+    if judge is not None:
+        configs["judge"] = judge.apply(load_judge_config(JUDGE_CONFIG))
     report = BuildReport(rows=len(items))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        results = list(pool.map(lambda it: build_one(it, gen_chat, judge_chat), items))
-    quads = []
-    for item, (q, reason) in zip(items, results, strict=True):
-        if q is None:
-            log.info("row %s skipped: %s", item.id, reason)
-            report.skip(reason)
-        else:
-            quads.append(q)
+    session = JudgeSession(
+        cache_path=cache_path,
+        concurrency=concurrency,
+        budget_usd=budget_usd,
+        progress=progress,
+        allow_embedded=False,
+    )
+    with session:
+        quads = _build(items, configs, session, report)
+        report.usd = session.spent_usd
     report.built = write_quadruples(output_path, quads)
     return report
+
+
+def _build(
+    items: list[TraceInstruction], configs: dict[str, JudgeConfig], session: JudgeSession, report: BuildReport
+) -> list[Quadruple]:
+    """The three stages, each one batch through the session: rewrites, answers, verdicts."""
+    rewrite = [
+        JudgeRequest(
+            key=item.id,
+            fields={"description": item.description, "constraints": item.constraints},
+            n_expected=1,
+            judge="rewrite",
+        )
+        for item in items
+    ]
+    rewrites = _rewrites(items, session.judge_with(configs, rewrite))
+    kept = [(item, new) for item in items if isinstance(new := rewrites[item.id], list)]
+    for item in items:
+        if isinstance(rewrites[item.id], str):
+            _skip(report, item, str(rewrites[item.id]))
+
+    asks = [
+        JudgeRequest(key=f"{item.id}/{side}", fields={"instruction": x}, n_expected=1, judge="respond")
+        for item, new in kept
+        for side, x in (("x1", item.render()), ("x2", item.render(new)))
+    ]
+    answers = [_text(o) for o in session.judge_with(configs, asks)]
+    pairs: list[tuple[TraceInstruction, list[str], str, str]] = []
+    for (item, new), y1, y2 in zip(kept, answers[0::2], answers[1::2], strict=True):
+        if not y1 or not y2 or y1 == y2:
+            _skip(report, item, "empty or identical responses")
+        else:
+            pairs.append((item, new, y1, y2))
+
+    if "judge" in configs:
+        checks = [
+            _verdict_request(item, cons, y, f"{item.id}/{name}")
+            for item, new, y1, y2 in pairs
+            for name, cons, y in (
+                ("x1y1", item.constraints, y1),
+                ("x2y2", new, y2),
+                ("x1y2", item.constraints, y2),
+                ("x2y1", new, y1),
+            )
+        ]
+        verdicts = [_all_ten(o) for o in session.judge_with(configs, checks)]
+        passed = []
+        for k, pair in enumerate(pairs):
+            own1, own2, cross1, cross2 = verdicts[4 * k : 4 * k + 4]
+            if None in (own1, own2, cross1, cross2):
+                _skip(report, pair[0], "judge failed on a pair")
+            elif not (own1 and own2):
+                _skip(report, pair[0], "judge: a response misses its own instruction")
+            elif cross1 or cross2:
+                _skip(report, pair[0], "judge: a response also follows the other instruction")
+            else:
+                passed.append(pair)
+        pairs = passed
+    return [
+        Quadruple(
+            [{"role": "user", "content": item.render()}],
+            [{"role": "user", "content": item.render(new)}],
+            y1,
+            y2,
+            item.id,
+        )
+        for item, new, y1, y2 in pairs
+    ]
+
+
+def _skip(report: BuildReport, item: TraceInstruction, reason: str) -> None:
+    log.info("row %s skipped: %s", item.id, reason)
+    report.skip(reason)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from iopo_eval.judges.config import ENV_JUDGE
 from iopo_eval.judging import JudgeSession
 
 if TYPE_CHECKING:
@@ -31,8 +33,9 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--judge",
         metavar="CONFIG",
-        help="judge config: a bundled name (e.g. trace-gpt4o) or a YAML path; BENCH=CONFIG,... per benchmark "
-        "(default: $IOPO_EVAL_JUDGE, else each benchmark's default)",
+        help="judge config: a bundled name (e.g. trace-gpt4o) or a YAML path; BENCH=CONFIG,... per benchmark, "
+        "BENCH_ROLE=CONFIG for a benchmark's other judges (complexbench_extract=...) "
+        "(default: $IOPO_EVAL_JUDGE, else each judge's bundled default)",
     )
     g.add_argument("--judge-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--judge-model", help="model name to ask the judge endpoint for")
@@ -54,10 +57,9 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def session_from_args(args: argparse.Namespace) -> JudgeSession:
-    from pathlib import Path
-
+    """The run's judge session, from the judge flags (``--judge`` unset: ``$IOPO_EVAL_JUDGE``)."""
     return JudgeSession(
-        config_name=args.judge,
+        config_name=args.judge or os.environ.get(ENV_JUDGE) or None,
         base_url=args.judge_base_url,
         model=args.judge_model,
         cache_path=Path(args.judge_cache) if args.judge_cache else None,

@@ -4,6 +4,7 @@ iopo-eval train --method iopo --config iopo_qwen2_7b_lora [--set beta=0.2] [--ou
 iopo-eval train recipes
 iopo-eval train build-rules --n 200 --out quads.jsonl
 iopo-eval train build-llm --input instructions.jsonl --out quads.jsonl --base-url URL --model NAME [--judge-model NAME]
+    (every call through the judge engine: cached, budgeted with --budget, cost printed)
 iopo-eval train replicate --out runs/mini
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,14 +45,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--out", required=True, help="output JSONL (quadruple format)")
     g.add_argument("--base-url", help="OpenAI-compatible base URL (default: the OpenAI API)")
-    g.add_argument("--model", default="gpt-4o", help="generator model")
+    g.add_argument("--model", help="generator model (default: the bundled configs', gpt-4o-2024-08-06)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     g.add_argument(
         "--judge-model", help="judge model; if set, keep only pairs the judge scores all-10 as intended"
     )
     g.add_argument("--judge-base-url", help="judge base URL (default: --base-url)")
     g.add_argument("--limit", type=int, help="use only the first N rows")
-    g.add_argument("--concurrency", type=int, default=4)
+    g.add_argument("--concurrency", type=int, default=4, help="calls in flight per kind of call")
+    g.add_argument(
+        "--budget", type=float, metavar="USD", help="stop making calls at this cost; a rerun resumes"
+    )
+    g.add_argument(
+        "--judge-cache",
+        metavar="FILE",
+        help="SQLite cache of every call (default: in the iopo-eval cache dir)",
+    )
     g.set_defaults(func=main)
 
     from iopo_eval.training.replicate import add_arguments as add_replicate_arguments
@@ -99,12 +109,18 @@ def main(args: argparse.Namespace) -> int:
                 api_key_env=args.api_key_env,
                 temperature=0.0,
             )
-        report = build_from_trace_rows(args.input, args.out, gen, judge, args.limit, args.concurrency)
-        print(
-            json.dumps(
-                {"rows": report.rows, "built": report.built, "skipped": report.skipped}, ensure_ascii=False
-            )
+        report = build_from_trace_rows(
+            args.input,
+            args.out,
+            gen,
+            judge,
+            args.limit,
+            args.concurrency,
+            cache_path=Path(args.judge_cache) if args.judge_cache else None,
+            budget_usd=args.budget,
         )
+        summary = {"rows": report.rows, "built": report.built, "skipped": report.skipped, "usd": report.usd}
+        print(json.dumps(summary, ensure_ascii=False))
         return 0
     if action == "replicate":
         from iopo_eval.training.replicate import run_from_args

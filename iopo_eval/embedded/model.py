@@ -185,7 +185,7 @@ def _convert(gguf: Path, out: Path) -> None:
 
     # The weights are plain dequantised tensors by now: drop the GGUF quantizer so that save_pretrained
     # writes an ordinary checkpoint and the saved config does not ask for a GGUF file on reload.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it without None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model = model.to(getattr(torch, DTYPE))

@@ -14,43 +14,36 @@ Two sources of verdicts:
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from iopo_eval.benchmark import (
+    Benchmark,
+    ChartGroup,
+    Doc,
+    Judged,
+    JudgeRole,
+    LeaderboardColumn,
+    effective_scores,
+    judgements_of,
+    status_of,
+)
 from iopo_eval.data.cfbench import CFBenchItem, load_cfbench, parse_row
-from iopo_eval.data.rows import read_json_list
-from iopo_eval.data.store import DataError, sha256_of
+from iopo_eval.data.registry import get_file
 from iopo_eval.judges.parse_cfbench_upstream import FAILED, FALLBACK, STRICT, parse_upstream_reply
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
-from iopo_eval.results import (
-    BenchmarkResult,
-    ItemRecord,
-    MetricSpec,
-    RunResults,
-    compute_metrics,
-    cost_of,
-    count_failures,
-    mean_response_chars,
-    new_run_id,
-    write_single_run,
-)
-from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
+from iopo_eval.results import ItemRecord, MetricSpec
 
 BENCHMARK = "cfbench"
 TASK = "cfbench"
-TASK_VERSION = 1.0
-ITEMS_FILE = "cfbench.items.jsonl"
 SCORING_VERSION = "cfbench-scoring-1"
 DEFAULT_JUDGE = "cfbench-gpt4o"
 NO_REFERENCE = "（无参考答案）"  # the template tells the judge to ignore a reference block saying this
 PASS_THRESHOLD = 0.8  # upstream's "> 0.8" for CSR and for the primary/secondary blend
 
-METRICS = [
+DATA_KEY = "cfbench/data"
+METRICS = (
     MetricSpec("csr", "CSR", headline=True),
     MetricSpec("isr", "ISR", headline=True),
     MetricSpec("psr", "PSR", headline=True),
@@ -59,7 +52,7 @@ METRICS = [
         for split in ("easy", "hard")
         for m in ("csr", "isr", "psr")
     ),
-]
+)
 BREAKDOWN_PREFIXES = ("type/", "priority/")
 
 
@@ -182,7 +175,7 @@ def item_record(
         benchmark=BENCHMARK,
         task=TASK,
         item_id=item.id,
-        status="ok" if ok else ("not_judged" if outcome.status == "skipped" else "judge_failed"),
+        status=status_of(outcome, ok),
         values=item_values(item, scores, STRICT) if scores is not None else {},
         groups=_groups(item),
         response=response,
@@ -191,127 +184,10 @@ def item_record(
     )
 
 
-def _requests_from_doc(doc: dict[str, Any], response: str) -> list[JudgeRequest]:
-    return [judge_request(parse_row(doc, f"cfbench doc {doc.get('idx')!r}"), response)]
-
-
-register_benchmark(JudgedBenchmark(name=BENCHMARK, default_judge=DEFAULT_JUDGE, requests=_requests_from_doc))
-
-
-# ---------------------------------------------------------------- results
-
-
-def protocol(judge: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
-    from iopo_eval.data.registry import get_file
-
-    return {
-        "scoring_version": SCORING_VERSION,
-        "data_sha256": get_file("cfbench/data").sha256,
-        "judge_identity": (judge or {}).get("identity_hash"),
-        "judge_prompt_version": (judge or {}).get("prompt_version"),
-        "rounding": "per-item CSR and secondary mean rounded to 2 decimals (Python round), then plain means",
-        "fallback_zeros": "kept",
-        "failed_judgements": "counted as failures, not scored",
-        **extra,
-    }
-
-
-def benchmark_result(
-    records: list[ItemRecord],
-    *,
-    task_versions: dict[str, Any] | None,
-    judge: dict[str, Any] | None,
-    protocol_extra: dict[str, Any] | None = None,
-    n_items: int | None = None,
-    extra_failures: dict[str, int] | None = None,
-    bootstrap_iters: int = 1000,
-) -> BenchmarkResult:
-    failures = count_failures(records)
-    for reason, count in (extra_failures or {}).items():
-        failures[reason] = failures.get(reason, 0) + count
-    return BenchmarkResult(
-        benchmark=BENCHMARK,
-        tasks=dict(task_versions or {TASK: TASK_VERSION}),
-        protocol=protocol(judge, **(protocol_extra or {})),
-        metrics=compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters),
-        headline=[s.name for s in METRICS if s.headline],
-        n_items=len(records) if n_items is None else n_items,
-        n_scored=sum(r.status == "ok" for r in records),
-        failures=failures,
-        cost=cost_of([r.judge or {} for r in records]),
-        judge=judge,
-        smoke_test=bool((judge or {}).get("smoke_test")),
-        items_file=ITEMS_FILE,
-        mean_response_chars=mean_response_chars(records),
-    )
-
-
-def result_for(
-    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None
-) -> BenchmarkResult:
-    upstream = [r for r in records if r.extra.get("judge_format") == "upstream"]
-    extra = _upstream_protocol(upstream[0].extra) if upstream else None
-    return benchmark_result(records, task_versions=task_versions, judge=judge, protocol_extra=extra)
-
-
-def from_samples(
-    samples: dict[str, list[dict[str, Any]]],
-    task_versions: dict[str, Any],
-    judge: dict[str, Any] | None,
-) -> tuple[list[ItemRecord], BenchmarkResult]:
-    """Item records and results from lm-eval's logged samples of the cfbench task."""
-    records = []
-    for sample in samples.get(TASK, []):
-        item = parse_row(sample["doc"], f"{TASK} sample {sample.get('doc_id')}")
-        judged = sample["filtered_resps"][0]
-        outcome = JudgeOutcome.from_json(judged["judgements"][0])
-        judge = judge or judged.get("judge")
-        records.append(item_record(item, judged["response"], outcome, judged.get("raw_response")))
-    return records, result_for(records, task_versions, judge)
-
-
-def docs_by_id(mirror: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
-    return {item.id: (TASK, item.to_doc()) for item in load_cfbench(mirror=mirror)}
-
-
-def rescore(
-    records: list[ItemRecord],
-    task_versions: dict[str, Any],
-    judge: dict[str, Any] | None,
-    mirror: str | None = None,
-) -> tuple[list[ItemRecord], BenchmarkResult]:
-    """Recompute every value from the stored judgements (no judge calls), with the current code."""
-    items = {item.id: item for item in load_cfbench(mirror=mirror)}
-    fresh = []
-    for rec in records:
-        if rec.item_id not in items:
-            raise KeyError(f"cfbench item {rec.item_id!r} is not in the CFBench data")
-        item = items[rec.item_id]
-        if rec.extra.get("judge_format") == "upstream":
-            fresh.append(
-                upstream_record(
-                    item,
-                    rec.response,
-                    (rec.judge or {}).get("raw") or "",
-                    keep_zeros=rec.extra.get("fallback_zeros", "kept") == "kept",
-                    failed_as_zero=bool(rec.extra.get("failed_as_zero")),
-                    stored={k: rec.extra[k] for k in ("judge_score", "judge_parsing") if k in rec.extra},
-                )
-            )
-        else:
-            outcome = JudgeOutcome.from_json(rec.judge or {"key": rec.item_id, "status": "failed"})
-            fresh.append(item_record(item, rec.response, outcome, rec.extra.get("raw_response")))
-    return fresh, result_for(fresh, task_versions, judge)
-
-
 # ---------------------------------------------------------------- files judged with upstream's script
 
 
-class JudgedFileError(ValueError):
-    """A judged file is malformed or does not match the CFBench data. The message names the row."""
-
-
-def _upstream_protocol(extra: dict[str, Any]) -> dict[str, Any]:
+def upstream_protocol(extra: dict[str, Any]) -> dict[str, Any]:
     failed_as_zero = bool(extra.get("failed_as_zero"))
     return {
         "judge_source": "upstream judged file (judge_response parsed with upstream's rules)",
@@ -381,176 +257,83 @@ def upstream_record(
     )
 
 
-def read_judged_file(path: Path) -> list[tuple[CFBenchItem, str, str, dict[str, Any]]]:
-    """Rows of upstream's judged format: the data row plus ``response`` and ``judge_response`` (and
-    optionally upstream's own ``judge_score`` / ``judge_parsing``, kept for comparison)."""
-    if not path.is_file():
-        raise JudgedFileError(f"{path}: judged file not found")
-    try:
-        rows = read_json_list(path)
-    except DataError as exc:
-        raise JudgedFileError(str(exc)) from exc
-    out = []
-    seen: dict[int, int] = {}
-    for i, row in enumerate(rows):
-        where = f"{path} row {i}"
-        try:
-            item = parse_row(row, where)
-        except DataError as exc:
-            raise JudgedFileError(str(exc)) from exc
-        for field in ("response", "judge_response"):
-            if not isinstance(row.get(field), str):
-                raise JudgedFileError(f"{where} (idx {item.idx}): needs a string field {field!r}")
-        if item.idx in seen:
-            raise JudgedFileError(f"{where}: second row for idx {item.idx} (first at row {seen[item.idx]})")
-        seen[item.idx] = i
-        stored = {k: row[k] for k in ("judge_score", "judge_parsing") if k in row}
-        out.append((item, row["response"], row["judge_response"], stored))
-    if not out:
-        raise JudgedFileError(f"{path}: no rows")
-    return out
+# ---------------------------------------------------------------- the benchmark
 
 
-def _check_against_data(
-    path: Path, rows: list[tuple[CFBenchItem, str, str, dict[str, Any]]], data: list[CFBenchItem]
-) -> None:
-    by_idx = {item.idx: item for item in data}
-    for i, (item, *_rest) in enumerate(rows):
-        ref = by_idx.get(item.idx)
-        if ref is None:
-            raise JudgedFileError(f"{path} row {i}: idx {item.idx} is not in the CFBench data")
-        if item.prompt != ref.prompt or item.criteria != ref.criteria:
-            raise JudgedFileError(
-                f"{path} row {i} (idx {item.idx}): prompt or criteria differ from the pinned CFBench data "
-                "(a different version of the benchmark?)"
-            )
+class CFBench(Benchmark[CFBenchItem]):
+    """CFBench: CSR, ISR and PSR over all 1,000 items and the easy and hard halves."""
 
-
-def score_judged_file(
-    path: Path,
-    out_dir: Path,
-    mirror: str | None = None,
-    *,
-    keep_zeros: bool = True,
-    failed_as_zero: bool = False,
-    allow_partial: bool = False,
-    bootstrap_iters: int = 1000,
-) -> tuple[RunResults, list[ItemRecord]]:
-    """Score a file judged by upstream's script, with no judge calls; write results.json and the items
-    JSONL under ``out_dir``. Every CFBench item must be present unless ``allow_partial``."""
-    rows = read_judged_file(path)
-    data = load_cfbench(mirror=mirror)
-    _check_against_data(path, rows, data)
-    missing = len(data) - len(rows)
-    if missing and not allow_partial:
-        have = {item.idx for item, *_ in rows}
-        first = [item.idx for item in data if item.idx not in have][:5]
-        raise JudgedFileError(
-            f"{path}: {missing} of {len(data)} CFBench items are missing (first idx {first}); "
-            "pass --allow-partial to score the rest"
-        )
-    rows.sort(key=lambda row: row[0].idx)
-    records = [
-        upstream_record(
-            item,
-            response,
-            judge_response,
-            keep_zeros=keep_zeros,
-            failed_as_zero=failed_as_zero,
-            stored=stored,
-        )
-        for item, response, judge_response, stored in rows
-    ]
-    result = benchmark_result(
-        records,
-        task_versions=None,
-        judge=None,
-        protocol_extra=_upstream_protocol(records[0].extra),
-        n_items=len(records) + missing,
-        extra_failures={"no_response": missing} if missing else None,
-        bootstrap_iters=bootstrap_iters,
+    name = BENCHMARK
+    title = "CFBench"
+    tasks = (TASK,)
+    metrics = METRICS
+    scoring_version = SCORING_VERSION
+    breakdown_prefixes = BREAKDOWN_PREFIXES
+    judges = (JudgeRole("judge", DEFAULT_JUDGE),)
+    columns = (
+        LeaderboardColumn("csr", "CSR"),
+        LeaderboardColumn("isr", "ISR"),
+        LeaderboardColumn("psr", "PSR"),
     )
-    model = {
-        "backend": "judged-file",
-        "name": path.stem,
-        "judged_file": str(path),
-        "judged_sha256": sha256_of(path),
-    }
-    command = f"iopo-eval score cfbench --judged {path}"
-    run = write_single_run(out_dir, command=command, model=model, result=result, records=records)
-    return run, records
+    charts = (
+        ChartGroup("Easy vs hard split", ("easy/", "hard/"), False),
+        ChartGroup("Constraint satisfaction by constraint type", ("type/",), True),
+    )
+    lm_eval_metrics = (
+        "csr",
+        "isr",
+        "psr",
+        *(f"{split}/{m}" for split in ("easy", "hard") for m in ("csr", "isr", "psr")),
+    )
+    in_paper = True
+
+    def documents(self, mirror: str | None = None) -> dict[str, tuple[str, Doc]]:
+        return {item.id: (TASK, item.to_doc()) for item in load_cfbench(mirror=mirror)}
+
+    def parse(self, doc: Doc) -> CFBenchItem:
+        return parse_row(doc, f"cfbench doc {doc.get('idx')!r}")
+
+    def requests(self, item: CFBenchItem, response: str) -> list[JudgeRequest]:
+        return [judge_request(item, response)]
+
+    def record(self, item: CFBenchItem, judged: Judged) -> ItemRecord:
+        return item_record(item, judged.response, judged.outcomes[0], judged.raw_response)
+
+    def rescore(self, item: CFBenchItem, stored: ItemRecord) -> ItemRecord:
+        """Items judged by upstream's script are read again from their stored ``judge_response``."""
+        if stored.extra.get("judge_format") != "upstream":
+            return super().rescore(item, stored)
+        judge = judgements_of(stored)
+        return upstream_record(
+            item,
+            stored.response,
+            (judge[0] if judge else {}).get("raw") or "",
+            keep_zeros=stored.extra.get("fallback_zeros", "kept") == "kept",
+            failed_as_zero=bool(stored.extra.get("failed_as_zero")),
+            stored={k: stored.extra[k] for k in ("judge_score", "judge_parsing") if k in stored.extra},
+        )
+
+    def protocol(self, records: Sequence[ItemRecord], docs: Sequence[Doc]) -> dict[str, Any]:
+        out = {
+            "data_sha256": get_file(DATA_KEY).sha256,
+            "rounding": "per-item CSR and secondary mean rounded to 2 decimals (Python round), then plain means",
+            "fallback_zeros": "kept",
+            "failed_judgements": "counted as failures, not scored",
+        }
+        upstream = [r for r in records if r.extra.get("judge_format") == "upstream"]
+        if upstream:
+            out.update(upstream_protocol(upstream[0].extra))
+        return out
+
+
+CFBENCH = CFBench()
 
 
 def parse_state_counts(records: Sequence[ItemRecord]) -> dict[str, int]:
+    """Items by upstream parse state (strict, fallback, unreadable)."""
     counts = {STRICT: 0, FALLBACK: 0, FAILED: 0}
     for rec in records:
         state = rec.extra.get("parse_state")
         if state in counts:
             counts[state] += 1
     return counts
-
-
-def register_score_subcommand(subparsers: Any) -> argparse.ArgumentParser:
-    """``iopo-eval score cfbench``: added by iopo_eval.commands.score to its sub-command parsers."""
-    parser = subparsers.add_parser(
-        "cfbench",
-        help="score a CFBench file judged by upstream's evaluate script (no judge calls)",
-        description=(
-            "Recompute CSR/ISR/PSR (full, easy, hard) from a JSON list of CFBench rows with 'response' and "
-            "'judge_response', reading each judge_response with upstream's strict and fallback rules."
-        ),
-    )
-    parser.add_argument(
-        "--judged", type=Path, required=True, metavar="FILE", help="upstream judged JSON file"
-    )
-    parser.add_argument(
-        "--output", "-o", type=Path, metavar="DIR", help="run folder to write (default: runs/<run id>)"
-    )
-    parser.add_argument(
-        "--data-mirror", metavar="DIR", help="offline data mirror (default: $IOPO_EVAL_DATA_MIRROR)"
-    )
-    parser.add_argument(
-        "--allow-partial", action="store_true", help="score a file that covers only some items"
-    )
-    parser.add_argument(
-        "--drop-fallback-zeros",
-        action="store_true",
-        help="reproduce upstream's fallback bug that drops every 0 score (for comparison only)",
-    )
-    parser.add_argument(
-        "--failed-as-zero",
-        action="store_true",
-        help="score unreadable judge replies 0 on every metric as upstream does (default: count them as failures)",
-    )
-    parser.set_defaults(func=_run_score_command)
-    return parser
-
-
-def _run_score_command(args: argparse.Namespace) -> int:
-    out_dir = args.output or Path("runs") / new_run_id()
-    try:
-        run, records = score_judged_file(
-            args.judged,
-            out_dir,
-            args.data_mirror,
-            keep_zeros=not args.drop_fallback_zeros,
-            failed_as_zero=args.failed_as_zero,
-            allow_partial=args.allow_partial,
-        )
-    except (DataError, JudgedFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    result = run.benchmarks[BENCHMARK]
-    for spec in METRICS:
-        metric = result.metrics[spec.name]
-        print(
-            f"{metric.label:12s} {metric.value:6.2f}  [{metric.ci_low:.2f}, {metric.ci_high:.2f}]  n={metric.n}"
-        )
-    states = parse_state_counts(records)
-    print(f"parse states: strict {states[STRICT]}, fallback {states[FALLBACK]}, unreadable {states[FAILED]}")
-    differ = sum(1 for r in records if r.extra.get("matches_stored") is False)
-    if any("matches_stored" in r.extra for r in records):
-        print(f"items whose stored judge_score/judge_parsing differ from this reading: {differ}")
-    print(json.dumps({"failures": result.failures}, ensure_ascii=False))
-    print(f"wrote {out_dir / 'results.json'} and {out_dir / ITEMS_FILE}")
-    return 0

@@ -19,6 +19,7 @@ from typing import Any
 from iopo_eval.data.complexbench import DIMENSION_GROUPS, Instance
 from iopo_eval.results import ItemRecord, Metric
 from iopo_eval.scoring.complexbench_rules import Verdict
+from iopo_eval.stats import as_pair
 
 
 def judge_rely(instance: Instance, judge: Mapping[int, Verdict]) -> dict[int, Verdict]:
@@ -93,7 +94,7 @@ def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
     out: dict[str, Metric] = {}
     for name, wanted in DEPTHS:
         chosen = [recs for g, recs in complete.items() if wanted(depth_of[g])]
-        instances = [float(r.values["all_pass"]) for recs in chosen for r in recs]
+        instances = [as_pair(r.values["all_pass"])[0] for recs in chosen for r in recs]
         origin = sum(instances) / len(instances) if instances else math.nan
         coherent = (
             sum(all(r.values["all_pass"] == 1.0 for r in recs) for recs in chosen) / len(chosen)

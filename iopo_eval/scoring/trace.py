@@ -9,23 +9,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iopo_eval.data.trace import TraceItem, classify, load_trace, parse_row
-from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
-from iopo_eval.results import (
-    BenchmarkResult,
-    ItemRecord,
-    MetricSpec,
-    compute_metrics,
-    cost_of,
-    count_failures,
-    mean_response_chars,
+from iopo_eval.benchmark import (
+    Benchmark,
+    ChartGroup,
+    Doc,
+    Judged,
+    JudgeRole,
+    LeaderboardColumn,
+    effective_scores,
+    status_of,
 )
-from iopo_eval.scoring.judged import JudgedBenchmark, effective_scores, register_benchmark
+from iopo_eval.data.registry import get_file
+from iopo_eval.data.trace import TRACE_FILE_KEY, TraceItem, classify, load_trace, parse_row
+from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
+from iopo_eval.results import ItemRecord, MetricSpec
 
 SCORING_VERSION = "trace-scoring-1"
 FULL_MARKS = 10.0
 
-METRICS = [
+DEFAULT_JUDGE = "trace-gpt4o"
+METRICS = (
     MetricSpec("if_s", "IF-S", headline=True),
     MetricSpec("if_m", "IF-M", headline=True),
     MetricSpec("if_all", "IF (all instructions)"),
@@ -33,7 +36,7 @@ METRICS = [
     MetricSpec("mean_score", "Mean constraint score (0-10)", scale=1.0),
     MetricSpec("mean_overall", "Mean overall score (0-10)", scale=1.0),
     MetricSpec("empty_response", "Empty responses (rated 0)", higher_is_better=False),
-]
+)
 BREAKDOWN_PREFIXES = ("category/", "dimension/", "version/", "n_constraints/")
 
 
@@ -96,7 +99,6 @@ def item_record(
     item: TraceItem, response: str, outcome: JudgeOutcome, raw_response: str | None = None
 ) -> ItemRecord:
     scores = effective_scores(outcome, len(item.constraints_splits))
-    ok = scores is not None
     empty = outcome.error_kind == "empty_response"
     groups = {
         "subset": item.subset,
@@ -116,7 +118,7 @@ def item_record(
         benchmark="trace",
         task=task_for(item),
         item_id=item.id,
-        status="ok" if ok else ("not_judged" if outcome.status == "skipped" else "judge_failed"),
+        status=status_of(outcome, scores is not None),
         values={} if scores is None else item_values(item, scores, outcome.overall, empty),
         groups=groups,
         response=response,
@@ -125,77 +127,56 @@ def item_record(
     )
 
 
-def benchmark_result(
-    records: list[ItemRecord],
-    *,
-    task_versions: dict[str, Any],
-    protocol: dict[str, Any],
-    judge: dict[str, Any] | None,
-    smoke_test: bool,
-    items_file: str = "trace.items.jsonl",
-    bootstrap_iters: int = 1000,
-) -> BenchmarkResult:
-    metrics = compute_metrics(records, METRICS, BREAKDOWN_PREFIXES, bootstrap_iters=bootstrap_iters)
-    return BenchmarkResult(
-        benchmark="trace",
-        tasks=task_versions,
-        protocol={"scoring_version": SCORING_VERSION, **protocol},
-        metrics=metrics,
-        headline=[s.name for s in METRICS if s.headline],
-        n_items=len(records),
-        n_scored=sum(r.status == "ok" for r in records),
-        failures=count_failures(records),
-        cost=cost_of([r.judge or {} for r in records]),
-        judge=judge,
-        smoke_test=smoke_test,
-        items_file=items_file,
-        mean_response_chars=mean_response_chars(records),
+class Trace(Benchmark[TraceItem]):
+    """TRACE: IF-S on the single-constraint instructions, IF-M on the multi-constraint ones."""
+
+    name = "trace"
+    title = "TRACE"
+    tasks = ("trace_ifs", "trace_ifm")
+    metrics = METRICS
+    scoring_version = SCORING_VERSION
+    breakdown_prefixes = BREAKDOWN_PREFIXES
+    judges = (JudgeRole("judge", DEFAULT_JUDGE),)
+    columns = (LeaderboardColumn("if_s", "IF-S"), LeaderboardColumn("if_m", "IF-M"))
+    charts = (
+        ChartGroup("Pass rate by constraint category", ("category/",), False),
+        ChartGroup("Pass rate by constraint dimension", ("dimension/",), True),
+        ChartGroup("Instructions followed by TRACE version", ("version/",), False),
+        ChartGroup("Instructions followed by number of constraints", ("n_constraints/",), False),
     )
+    in_paper = True
+
+    def documents(self, mirror: str | None = None) -> dict[str, tuple[str, Doc]]:
+        """Every TRACE document by id, with the task it belongs to."""
+        return {item.id: (task_for(item), lm_eval_doc(item)) for item in load_trace(mirror=mirror)}
+
+    def parse(self, doc: Doc) -> TraceItem:
+        return parse_row(doc, f"trace doc {doc.get('id')!r}")
+
+    def task_of(self, item: TraceItem) -> str:
+        return task_for(item)
+
+    def requests(self, item: TraceItem, response: str) -> list[JudgeRequest]:
+        return [judge_request(item, response)]
+
+    def record(self, item: TraceItem, judged: Judged) -> ItemRecord:
+        return item_record(item, judged.response, judged.outcomes[0], judged.raw_response)
+
+    def protocol(self, records: Sequence[ItemRecord], docs: Sequence[Doc]) -> dict[str, Any]:
+        return {"data_sha256": get_file(TRACE_FILE_KEY).sha256, "strict_rule": "every constraint scored 10"}
+
+    def lm_eval_values(self, record: ItemRecord) -> dict[str, Any]:
+        """trace_ifs reports IF-S, trace_ifm IF-M; both the item's mean constraint score (0-1)."""
+        rate = "if_s" if record.task == "trace_ifs" else "if_m"
+        mean_score = record.values.get("mean_score")
+        return {
+            rate: record.values.get(rate),
+            "mean_score": None if not isinstance(mean_score, list) else mean_score[0] / mean_score[1],
+            "judge_failures": int(record.status != "ok"),
+        }
 
 
-def _requests_from_doc(doc: dict[str, Any], response: str) -> list[JudgeRequest]:
-    return [judge_request(parse_row(doc, f"trace doc {doc.get('id')!r}"), response)]
-
-
-DEFAULT_JUDGE = "trace-gpt4o"
-register_benchmark(JudgedBenchmark(name="trace", default_judge=DEFAULT_JUDGE, requests=_requests_from_doc))
-
-
-def from_samples(
-    samples: dict[str, list[dict[str, Any]]],
-    task_versions: dict[str, Any],
-    judge: dict[str, Any] | None,
-) -> tuple[list[ItemRecord], BenchmarkResult]:
-    """Item records and results from lm-eval's logged samples of trace_ifs / trace_ifm."""
-    records = []
-    for task in ("trace_ifs", "trace_ifm"):
-        for sample in samples.get(task, []):
-            item = parse_row(sample["doc"], f"{task} sample {sample.get('doc_id')}")
-            judged = sample["filtered_resps"][0]
-            outcome = JudgeOutcome.from_json(judged["judgements"][0])
-            judge = judge or judged.get("judge")
-            records.append(item_record(item, judged["response"], outcome, judged.get("raw_response")))
-    return records, result_for(records, task_versions, judge)
-
-
-def result_for(
-    records: list[ItemRecord], task_versions: dict[str, Any], judge: dict[str, Any] | None
-) -> BenchmarkResult:
-    from iopo_eval.data.registry import get_file
-
-    protocol = {
-        "data_sha256": get_file("trace/eval").sha256,
-        "judge_identity": (judge or {}).get("identity_hash"),
-        "judge_prompt_version": (judge or {}).get("prompt_version"),
-        "strict_rule": "every constraint scored 10",
-    }
-    return benchmark_result(
-        records,
-        task_versions=task_versions,
-        protocol=protocol,
-        judge=judge,
-        smoke_test=bool((judge or {}).get("smoke_test")),
-    )
+TRACE = Trace()
 
 
 def lm_eval_doc(item: TraceItem) -> dict[str, Any]:
@@ -204,26 +185,3 @@ def lm_eval_doc(item: TraceItem) -> dict[str, Any]:
     doc["system"] = next((m["content"] for m in item.messages if m["role"] == "system"), "")
     doc["prompt"] = item.user_prompt
     return doc
-
-
-def docs_by_id(mirror: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every TRACE document by id, with the task it belongs to."""
-    return {item.id: (task_for(item), lm_eval_doc(item)) for item in load_trace(mirror=mirror)}
-
-
-def rescore(
-    records: list[ItemRecord],
-    task_versions: dict[str, Any],
-    judge: dict[str, Any] | None,
-    mirror: str | None = None,
-) -> tuple[list[ItemRecord], BenchmarkResult]:
-    """Recompute every value from the stored judgements (no judge calls), with the current scoring code."""
-    docs = docs_by_id(mirror)
-    fresh = []
-    for rec in records:
-        if rec.item_id not in docs:
-            raise KeyError(f"trace item {rec.item_id!r} is not in the TRACE data")
-        item = parse_row(docs[rec.item_id][1], f"trace item {rec.item_id!r}")
-        outcome = JudgeOutcome.from_json(rec.judge or {"key": rec.item_id, "status": "failed"})
-        fresh.append(item_record(item, rec.response, outcome, rec.extra.get("raw_response")))
-    return fresh, result_for(fresh, task_versions, judge)

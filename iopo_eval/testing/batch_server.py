@@ -585,7 +585,7 @@ class BatchServer:
 
     def _list(self, query: dict[str, list[str]]) -> dict[str, Any]:
         limit = int((query.get("limit") or ["20"])[0])
-        after = (query.get("after") or [None])[0]
+        after = query["after"][0] if query.get("after") else None
         with self._cond:
             newest = list(reversed(self._order))
             if after is not None:

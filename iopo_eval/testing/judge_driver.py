@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_judge_config(args.config).with_overrides(base_url=args.base_url)
     requests = requests_from(args.generations)
     with JudgeCache(args.cache) as cache:
-        run = judge_batch(requests, config, cache, concurrency=args.concurrency, progress=False)
+        run = judge_batch(
+            requests, config.with_overrides(concurrency=args.concurrency), cache, progress=False
+        )
     with args.out.open("w", encoding="utf-8") as fh:
         for o in run.outcomes:
             row = {"key": o.key, "status": o.status, "scores": o.scores, "overall": o.overall}

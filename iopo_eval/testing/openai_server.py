@@ -176,7 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(page)
             return
         if fault is not None and fault.kind == "status":
-            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             self._error(fault.status, f"scripted HTTP {fault.status}", headers)
             return
         if fault is not None and fault.kind == "sleep":
@@ -246,7 +246,7 @@ class OpenAIServer:
         self._usage = usage
         self.faults = faults
         self._lock = threading.Lock()
-        self._faults: deque[Fault] = deque()
+        self._faults: deque[Fault | None] = deque()
         self.calls = 0
         self.bodies: list[dict[str, Any]] = []
         self.arrivals: list[float] = []

@@ -43,7 +43,7 @@ def hashed_scores(request: dict[str, Any]) -> str:
     Two runs over the same prompts get the same answers, whatever the order of the calls."""
     n = expected_count(request)
     prompt = "".join(str(m.get("content", "")) for m in request.get("messages", []))
-    entries = []
+    entries: list[dict[str, Any]] = []
     for i in range(1, n + 1):
         digest = int(hashlib.sha256(f"{i}:{prompt}".encode("utf-8", "surrogatepass")).hexdigest(), 16)
         score = 10.0 if digest % 10 < 6 else (digest // 10 % 20) / 2

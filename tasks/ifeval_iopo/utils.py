@@ -1,5 +1,6 @@
-"""lm-eval glue for ifeval_iopo: data loader, per-document scoring through iopo_eval.scoring.ifeval,
-and the micro-average of instruction-level outcomes. Same numbers as `iopo-eval score ifeval`."""
+"""lm-eval glue for ifeval_iopo: the data loader and per-document scoring through
+iopo_eval.scoring.ifeval (rule checks, no judge); the micro-average is shared with the other benchmarks
+(iopo_eval.lm_eval_glue). Same numbers as `iopo-eval score ifeval`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ from typing import Any
 
 import datasets
 
+from iopo_eval.data.ifeval import IFEvalItem, load_ifeval
+from iopo_eval.lm_eval_glue import micro_judged
 from iopo_eval.punkt import ensure_punkt
-from iopo_eval.scoring.ifeval import IFEvalItem, load_ifeval, score_response
+from iopo_eval.scoring.ifeval import IFEVAL, score_response
+
+__all__ = ["loader", "micro_judged", "process_results"]
 
 # Before anything imports lm-eval's IFEval checkers (e.g. its own ifeval task in the same run), whose
 # import calls nltk.download when no Punkt model is found.
@@ -24,12 +29,5 @@ def loader(**kwargs: Any) -> datasets.DatasetDict:
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    values = score_response(IFEvalItem.from_doc(doc), results[0]).values
-    return {name: values[name] for name in ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")}
-
-
-def micro_average(pairs: list[list[float]]) -> float:
-    """Passed instructions over all instructions: each document contributes [passed, total]."""
-    passed = sum(p[0] for p in pairs)
-    total = sum(p[1] for p in pairs)
-    return passed / total if total else float("nan")
+    """The raw generation is checked here (no filter: nothing to judge)."""
+    return IFEVAL.lm_eval_values(score_response(IFEvalItem.from_doc(doc), results[0]))

@@ -168,9 +168,8 @@ def test_concurrency_limit_is_respected(config: JudgeConfig, cache: JudgeCache, 
     with OpenAIServer(trace_scores(10), latency_s=0.05) as slow:
         run = judge_batch(
             make_requests(12),
-            config.with_overrides(base_url=slow.base_url),
+            config.with_overrides(base_url=slow.base_url, concurrency=3),
             cache,
-            concurrency=3,
             progress=False,
         )
         assert run.judged == 12 and slow.max_in_flight == 3

@@ -109,7 +109,9 @@ def test_budget_stops_cleanly_and_a_rerun_resumes(
     requests = make_requests(10)
     with JudgeCache(tmp_path / "budget.sqlite") as cache:
         server.reset_counters()
-        run = judge_batch(requests, config, cache, concurrency=2, budget_usd=budget, progress=False)
+        run = judge_batch(
+            requests, config.with_overrides(concurrency=2), cache, budget_usd=budget, progress=False
+        )
         assert 1 <= run.calls < 10 and server.calls == run.calls
         assert run.usd <= budget  # reservations cover calls in flight
         skipped = [o for o in run.outcomes if o.status == "skipped"]

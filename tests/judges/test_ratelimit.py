@@ -142,12 +142,13 @@ def judge_all(client: JudgeClient, config: JudgeConfig, prompts: list[tuple[str,
     return asyncio.run(go())
 
 
-def test_pacing_meets_far_fewer_429s_at_concurrency_64(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pacing_meets_far_fewer_429s_with_every_call_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, "sk-test")
     rpm, burst = 6000, 0.2  # the server takes 100 calls a second, 20 at once; each call takes 20 ms
     config0 = resolve_judge_config("trace-gpt4o", base_url="http://127.0.0.1:9/v1").with_overrides(
         api_key_env=KEY_ENV, max_retries=40, backoff_initial_s=0.05, backoff_max_s=0.5, timeout_s=10.0
     )
+    # All 100 calls start at once (the engine would hold at most the config's concurrency in flight).
     prompts = [(i.prompt, i.n_expected) for i in batch_items(build_requests(100), config0).values()]
     rejected = {}
     for paced in (False, True):
@@ -155,11 +156,9 @@ def test_pacing_meets_far_fewer_429s_at_concurrency_64(monkeypatch: pytest.Monke
         with OpenAIServer(trace_scores(10), latency_s=0.02, faults=limit) as server:
             config = config0.with_overrides(base_url=server.base_url)
             if paced:
-                client: JudgeClient = PacedJudgeClient(
-                    config, RateLimiter(rpm, burst_s=burst), concurrency=64
-                )
+                client: JudgeClient = PacedJudgeClient(config, RateLimiter(rpm, burst_s=burst))
             else:
-                client = JudgeClient(config, concurrency=64)
+                client = JudgeClient(config)
             statuses = judge_all(client, config, prompts)
         rejected[paced] = limit.rejected
     assert statuses == ["ok"] * 100 and limit.accepted == 100

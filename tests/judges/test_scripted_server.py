@@ -18,9 +18,8 @@ def test_hundreds_of_concurrent_connections(
     with OpenAIServer(trace_scores(10), latency_s=2.0) as server:
         run = judge_batch(
             make_requests(300, n_constraints=1),
-            config.with_overrides(base_url=server.base_url, timeout_s=30.0),
+            config.with_overrides(base_url=server.base_url, timeout_s=30.0, concurrency=300),
             cache,
-            concurrency=300,
             progress=False,
         )
         assert run.judged == 300 and server.calls == 300

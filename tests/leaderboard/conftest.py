@@ -41,7 +41,7 @@ def browser(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 def small_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from iopo_eval.leaderboard.synthetic import SMOKE_JUDGE, SyntheticRun, write_synthetic_run
+    from iopo_eval.testing.synthetic import SMOKE_JUDGE, SyntheticRun, write_synthetic_run
 
     root = tmp_path_factory.mktemp("lb-runs")
     specs = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cdp_browser import HOSTILE, Browser, Page
 
-from iopo_eval.leaderboard.columns import MAIN_COLUMNS
+from iopo_eval.leaderboard.columns import main_columns
 from iopo_eval.results import load_results, read_items
 
 
@@ -75,7 +75,7 @@ def test_clicking_headers_sorts(page: Page, site: Path, small_runs: dict[str, Pa
         )
         return float(row) if row else None
 
-    col = MAIN_COLUMNS[4]  # CFBench CSR: the partial run has no CFBench and must sort last both ways
+    col = main_columns()[4]  # CFBench CSR: the partial run has no CFBench and must sort last both ways
     selector = f'th[data-col="{col.key}"]'
     page.click(selector)
     order = _measured_order(page)
@@ -112,7 +112,7 @@ def test_baseline_selector_shows_deltas(page: Page, site: Path, small_runs: dict
     )
     strong, _ = load_results(small_runs["strong"])
     weak, _ = load_results(small_runs["weak"])
-    for col in MAIN_COLUMNS:
+    for col in main_columns():
         text = page.eval(
             f"document.getElementById('run-r-strong').querySelector('td[data-col=\"{col.key}\"] .delta').textContent"
         )

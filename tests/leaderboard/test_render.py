@@ -14,7 +14,7 @@ from cdp_browser import HOSTILE
 
 from iopo_eval.commands import leaderboard as leaderboard_command
 from iopo_eval.leaderboard.charts import LABEL_W, PLOT_W, bar_chart, to_svg
-from iopo_eval.leaderboard.columns import MAIN_COLUMNS
+from iopo_eval.leaderboard.columns import main_columns
 from iopo_eval.leaderboard.render import build_site, items_script_parts
 from iopo_eval.leaderboard.reported import ReportedError, bundled_path, load_reported
 from iopo_eval.leaderboard.runs import expand_inputs, load_runs
@@ -43,7 +43,7 @@ def test_index_cells_show_each_runs_metrics(site: Path, small_runs: dict[str, Pa
     for name in ("strong", "weak", "partial", "smoke"):
         results, _ = load_results(small_runs[name])
         row = _row_html(index, f"run-{results.run_id}")
-        for col in MAIN_COLUMNS:
+        for col in main_columns():
             cell = re.search(
                 rf'data-col="{re.escape(col.key)}" data-v="([^"]*)"[^>]*>\s*<span class="v">([^<]*)<', row
             )
@@ -66,6 +66,35 @@ def test_index_cells_show_each_runs_metrics(site: Path, small_runs: dict[str, Pa
         assert "trace_ifs v1.0" in html.unescape(row)  # task versions in the tooltip
 
 
+def test_the_table_as_csv_beside_the_page(site: Path, small_runs: dict[str, Path]) -> None:
+    """leaderboard.csv holds the page's rows and values (read back with the csv module, not pandas)."""
+    import csv
+
+    with (site / "leaderboard.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert 'href="leaderboard.csv"' in index
+    assert len(rows) == len(small_runs) + len(load_reported().rows)
+    by_model = {r["model"]: r for r in rows if r["kind"] == "measured"}
+    for name in ("strong", "partial"):
+        results, _ = load_results(small_runs[name])
+        row = by_model[results.model["name"]]
+        for col in main_columns():
+            bench = results.benchmarks.get(col.benchmark)
+            metric = bench.metrics.get(col.metric) if bench else None
+            cell = row[f"{col.group} {col.label}"]
+            if metric is None:
+                assert cell == ""
+            else:
+                assert float(cell) == pytest.approx(metric.value, abs=1e-4)
+        assert int(row["failures"]) == sum(b.n_failed for b in results.benchmarks.values())
+    reported = [r for r in rows if r["kind"] == "reported"]
+    first = load_reported().rows[0]
+    for col in main_columns():
+        value = first.values[col.key]
+        assert reported[0][f"{col.group} {col.label}"] == ("" if value is None else str(value))
+
+
 def test_smoke_test_runs_are_marked(site: Path, small_runs: dict[str, Path]) -> None:
     index = (site / "index.html").read_text(encoding="utf-8")
     assert "smoke-test judge" in _row_html(index, "run-r-smoke")
@@ -82,7 +111,7 @@ def test_reported_rows_are_marked_and_unreported_cells_say_so(site: Path) -> Non
     for i, row in enumerate(table.rows):
         html_row = _row_html(index, f"reported-{i}")
         assert "badge reported" in html_row and html.escape(row.label) in html_row
-        for col in MAIN_COLUMNS:
+        for col in main_columns():
             value = row.values[col.key]
             if value is None:
                 assert f"not reported in the paper&#39;s {row.table}" in html_row
@@ -255,7 +284,7 @@ def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_pat
     from iopo_eval.judges import resolve_judge_config
     from iopo_eval.judges.config import CONFIGS_DIR
     from iopo_eval.judging import describe_config
-    from iopo_eval.leaderboard.synthetic import SyntheticRun, write_synthetic_run
+    from iopo_eval.testing.synthetic import SyntheticRun, write_synthetic_run
 
     raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
     paper_cfg = tmp_path / "paper.yaml"

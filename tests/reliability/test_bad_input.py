@@ -337,9 +337,9 @@ def test_a_stage_that_dies_on_item_900_has_cached_the_899_before(tmp_path: Path,
         )
         with JudgeCache(tmp_path / "c.sqlite") as cache:
             with pytest.raises(RuntimeError, match="third-party parser"):
-                judge_batch(requests, config, cache, concurrency=1, progress=False)
+                judge_batch(requests, config.with_overrides(concurrency=1), cache, progress=False)
             assert len(cache) == 899 and server.calls == 900
             assert cache.leases() == []  # the dying run let go of what it held
             crash["on"] = False
-            run = judge_batch(requests, config, cache, concurrency=4, progress=False)
+            run = judge_batch(requests, config.with_overrides(concurrency=4), cache, progress=False)
         assert run.judged == 1042 and run.cache_hits == 899 and server.calls == 900 + 143

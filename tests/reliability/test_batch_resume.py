@@ -90,9 +90,8 @@ def test_all_trace_items_survive_a_kill_while_polling_and_equal_synchronous_mode
     with OpenAIServer(hashed_scores) as sync_server, JudgeCache(tmp_path / "sync.sqlite") as sync_cache:
         run = judge_batch(
             requests,
-            config.with_overrides(base_url=sync_server.base_url),
+            config.with_overrides(base_url=sync_server.base_url, concurrency=32),
             sync_cache,
-            concurrency=32,
             progress=False,
         )
         sync = {o.key: same_items(sync_cache.get(o.cache_key)) for o in run.outcomes}  # type: ignore[arg-type]

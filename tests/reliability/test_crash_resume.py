@@ -71,7 +71,9 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path, stage: tuple[Path,
         config = load_judge_config(config_path).with_overrides(base_url=server.base_url)
         requests = requests_from(gen / "trace.generations.jsonl")
         with JudgeCache(tmp_path / "reference.sqlite") as cache:
-            reference_run = judge_batch(requests, config, cache, concurrency=CONCURRENCY, progress=False)
+            reference_run = judge_batch(
+                requests, config.with_overrides(concurrency=CONCURRENCY), cache, progress=False
+            )
         reference = {o.key: (o.scores, o.overall) for o in reference_run.outcomes}
         assert server.calls == N_ITEMS
 
@@ -168,7 +170,7 @@ def test_lease_of_a_live_owner_is_waited_for_then_taken_when_it_expires(
             blocked = dry.outcomes[2].cache_key
             assert cache.claim(blocked, "elsewhere.example/1/x", ttl_s=1.0) == ("claimed", None)
             started = time.monotonic()
-            run = judge_batch(requests, config, cache, concurrency=2, progress=False)
+            run = judge_batch(requests, config.with_overrides(concurrency=2), cache, progress=False)
             waited = time.monotonic() - started
         assert run.judged == 5 and server.calls == 5
         assert 0.8 < waited < 10

@@ -14,8 +14,8 @@ import pytest
 
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.cfbench import CFBenchItem, load_cfbench
+from iopo_eval.importers.cfbench_judged import JudgedFileError, score_judged_file
 from iopo_eval.results import load_results, read_items
-from iopo_eval.scoring.cfbench import JudgedFileError, score_judged_file
 
 
 def pick(items: list[CFBenchItem]) -> dict[str, CFBenchItem]:

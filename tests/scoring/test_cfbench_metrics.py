@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from iopo_eval.aggregate import build_result
 from iopo_eval.data.cfbench import PRIMARY, SECONDARY, CFBenchItem, Checkpoint
 from iopo_eval.judges.parse_cfbench_upstream import FAILED, FALLBACK, STRICT
 from iopo_eval.judges.types import JudgeOutcome
 from iopo_eval.scoring.cfbench import (
+    CFBENCH,
     ItemScores,
-    benchmark_result,
     item_record,
     item_scores,
     item_values,
@@ -147,7 +148,7 @@ def test_dataset_metrics_are_plain_means_of_rounded_item_values() -> None:
         )
         for item, s in zip(items, judged, strict=True)
     ]
-    result = benchmark_result(records, task_versions={"cfbench": 1.0}, judge=None, bootstrap_iters=50)
+    result = build_result(CFBENCH, records, task_versions={"cfbench": 1.0}, bootstrap_iters=50)
     m = result.metrics
     assert m["csr"].value == pytest.approx(100 * (0.67 + 1.0 + 0.67 + 0.5) / 4)
     assert m["isr"].value == pytest.approx(100 * 1 / 4)

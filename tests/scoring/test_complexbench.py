@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from iopo_eval.aggregate import build_result
 from iopo_eval.data.complexbench import DataError, load_generations, load_instances, parse_instance
+from iopo_eval.importers.complexbench_generations import generation_responses
 from iopo_eval.judges import judge_batch, load_judge_config
 from iopo_eval.judges.parse import JudgeParseError, get_parser
 from iopo_eval.judges.parse_complexbench import decode_extraction, parse_extract, parse_yesno
@@ -199,7 +201,13 @@ def metric(result: Any, name: str) -> float:
 
 def test_drfr_and_breakdowns_on_the_fixture() -> None:
     records = scored_records()
-    result = cb.result_for(records, {"complexbench": 2.0}, None, data_sha256="abc", bootstrap_iters=50)
+    result = build_result(
+        cb.COMPLEXBENCH,
+        records,
+        docs=[{"data_sha256": "abc"}],
+        task_versions={"complexbench": 2.0},
+        bootstrap_iters=50,
+    )
     # judge_rely true per instance: 3/4, 1/3, 3/3, 1/4, 4/4, 3/4, 0/1, 2/3 -> 17 of 26 questions. The 2 of
     # 7#1 is not a pass here (upstream counts `== True`).
     assert metric(result, "drfr") == pytest.approx(100 * 17 / 26)
@@ -242,7 +250,9 @@ def test_drfr_and_breakdowns_on_the_fixture() -> None:
 
 
 def test_coherent_test_per_depth() -> None:
-    result = cb.result_for(scored_records(), {"complexbench": 2.0}, None, bootstrap_iters=10)
+    result = build_result(
+        cb.COMPLEXBENCH, scored_records(), task_versions={"complexbench": 2.0}, bootstrap_iters=10
+    )
     # depth 1: group g1 = instances 2 (pass) and 3 (fail)
     assert metric(result, "coherent/depth_1/origin") == pytest.approx(50.0)
     assert metric(result, "coherent/depth_1/coherent") == pytest.approx(0.0)
@@ -276,7 +286,7 @@ def test_failed_judgements_count_as_upstream_counts_them_and_are_recorded() -> N
     outcomes[2] = JudgeOutcome(key="7#2", status="failed", error_kind="server_error", raw=None)
     records[7] = cb.item_record(inst7, "zh", "complexbench", SCRIPT["responses"]["7"], outcomes)
     assert records[7].status == "judge_failed" and records[7].values["drfr"] == [1.0, 3.0]
-    result = cb.result_for(records, {"complexbench": 2.0}, None, bootstrap_iters=10)
+    result = build_result(cb.COMPLEXBENCH, records, task_versions={"complexbench": 2.0}, bootstrap_iters=10)
     assert metric(result, "drfr") == pytest.approx(100 * 16 / 26)  # the headline: upstream's count
     # drfr_judged leaves instances 4 and 7 out: 17 - 4 - 2 = 11 of 26 - 4 - 3 = 19.
     assert metric(result, "drfr_judged") == pytest.approx(100 * 11 / 19)
@@ -300,7 +310,9 @@ def test_a_rule_upstream_cannot_check_is_a_recorded_error(tmp_path: Path) -> Non
     rec = cb.item_record(inst, "zh", "complexbench", SCRIPT["responses"]["0"], scripted_outcomes(inst, "x"))
     assert rec.status == "error" and rec.values == {} and rec.judge["error_kind"] == "rule_error"
     assert "main_id 0 point_id 1" in rec.extra["rule_error"]
-    result = cb.result_for([rec, *scored_records()[1:]], {"complexbench": 2.0}, None, bootstrap_iters=10)
+    result = build_result(
+        cb.COMPLEXBENCH, [rec, *scored_records()[1:]], task_versions={"complexbench": 2.0}, bootstrap_iters=10
+    )
     assert result.failures == {"rule_error": 1}
     assert metric(result, "drfr") == pytest.approx(100 * 14 / 22)  # instance 0 (3 of 4) is out
 
@@ -475,13 +487,13 @@ def test_upstream_generation_file_reads_and_aligns(tmp_path: Path) -> None:
     for row, gen in zip(data, gens, strict=False):
         row["instruction"] = gen.instruction
     instances = load_instances(write_rows(tmp_path, data))
-    responses = cb.generation_responses(MIRROR_GENERATIONS, instances, limit=3)
+    responses = generation_responses(MIRROR_GENERATIONS, instances, limit=3)
     assert list(responses) == [("complexbench", "complexbench", str(i)) for i in range(3)]
     assert responses[("complexbench", "complexbench", "1")] == gens[1].generated
     with pytest.raises(DataError, match="not in the ComplexBench data"):
-        cb.generation_responses(MIRROR_GENERATIONS, instances)  # 1,150 rows vs 8 instances
+        generation_responses(MIRROR_GENERATIONS, instances)  # 1,150 rows vs 8 instances
     with pytest.raises(DataError, match="main_id 0: its instruction differs"):
-        cb.generation_responses(MIRROR_GENERATIONS, load_instances(DATA), limit=1)
+        generation_responses(MIRROR_GENERATIONS, load_instances(DATA), limit=1)
 
 
 def test_generation_file_rows_are_validated(tmp_path: Path) -> None:
@@ -502,6 +514,6 @@ def test_an_empty_response_fails_every_question_and_is_counted() -> None:
     assert rec.values["drfr"] == [0.0, 4.0] and rec.values["empty_response"] == 1.0
     records = scored_records()
     records[0] = rec
-    result = cb.result_for(records, {"complexbench": 2.0}, None, bootstrap_iters=10)
+    result = build_result(cb.COMPLEXBENCH, records, task_versions={"complexbench": 2.0}, bootstrap_iters=10)
     assert metric(result, "drfr") == pytest.approx(100 * 14 / 26)  # instance 0's 3 passes are lost
     assert metric(result, "empty_response") == pytest.approx(100 / 8)

@@ -19,22 +19,16 @@ from typing import Any
 
 import pytest
 
+from iopo_eval import aggregate
+from iopo_eval.commands.score import register_ifeval
+from iopo_eval.data import ifeval as ifeval_data
+from iopo_eval.data.ifeval import IFEvalItem, load_ifeval, parse_row
 from iopo_eval.data.store import DataError
+from iopo_eval.importers.ifeval_responses import ResponsesError, score_responses_file
 from iopo_eval.punkt import ensure_punkt, install_punkt
 from iopo_eval.results import load_results, read_items
 from iopo_eval.scoring import ifeval
-from iopo_eval.scoring.ifeval import (
-    IFEvalItem,
-    ResponsesError,
-    benchmark_result,
-    check_response,
-    load_ifeval,
-    loose_variants,
-    parse_row,
-    register_score_subcommand,
-    score_response,
-    score_responses_file,
-)
+from iopo_eval.scoring.ifeval import IFEVAL, check_response, loose_variants, score_response
 
 REPO = Path(__file__).resolve().parents[2]
 TRICKY = "Dr. Smith went to Washington. He arrived at 5 p.m. today."
@@ -457,7 +451,7 @@ CASES: list[tuple[str, dict[str, Any], str, bool, bool]] = [
 
 
 def test_cases_cover_every_instruction_type() -> None:
-    assert {c[0] for c in CASES} == set(ifeval.instruction_registry())
+    assert {c[0] for c in CASES} == set(ifeval_data.instruction_registry())
 
 
 @pytest.mark.parametrize(("instruction_id", "kwargs", "response", "strict", "loose"), CASES)
@@ -491,7 +485,7 @@ def test_loose_variants_in_upstream_order() -> None:
 
 def _upstream_outcomes(item: IFEvalItem, response: str) -> tuple[list[bool], list[bool]]:
     """Google's evaluation_lib, re-stated: a fresh checker per pass, kwargs exactly as given."""
-    registry = ifeval.instruction_registry()
+    registry = ifeval_data.instruction_registry()
 
     def build(index: int, instruction_id: str) -> Any:
         instruction = registry[instruction_id](instruction_id)
@@ -540,7 +534,7 @@ def test_outcomes_equal_the_upstream_loop_on_every_row(items: list[IFEvalItem]) 
     letter_rows = 0
     for item in items:
         literal = any(
-            iid == ifeval.LETTER_FREQUENCY and not ifeval._is_ascii_letter(kw["letter"])
+            iid == ifeval_data.LETTER_FREQUENCY and not ifeval_data._is_ascii_letter(kw["letter"])
             for iid, kw in zip(item.instruction_id_list, item.kwargs, strict=True)
         )
         for response in _synthetic_responses(item):
@@ -625,7 +619,7 @@ def test_benchmark_result_aggregates_prompt_and_instruction_levels() -> None:
         score_response(two, "<<T>> ok"),  # 2/2
         score_response(two, "Hi, there\n<<T>>"),  # strict 1/2; loose: dropping line 1 passes both
     ]
-    result = benchmark_result(records, bootstrap_iters=50)
+    result = aggregate.build_result(IFEVAL, records, bootstrap_iters=50)
     m = result.metrics
     assert m["prompt_strict"].value == pytest.approx(100 * 2 / 4)
     assert m["prompt_loose"].value == pytest.approx(100 * 3 / 4)
@@ -661,7 +655,8 @@ def test_score_responses_file_writes_results_and_items(
     assert result.metrics["prompt_strict"].value == pytest.approx(100 * sum(expected) / 541)
     assert run.benchmarks["ifeval"].metrics["inst_loose"].n == 541
     assert [len(r.extra["instructions"]) for r in records] == [len(item.kwargs) for item in items]
-    fresh, again = ifeval.rescore(records, result.tasks, None, mirror)
+    fresh, _docs = aggregate.rescore(IFEVAL, records, mirror)
+    again = aggregate.build_result(IFEVAL, fresh, task_versions=result.tasks)
     assert [r.values for r in fresh] == [r.values for r in records]
     assert again.metrics["inst_strict"].value == result.metrics["inst_strict"].value
 
@@ -700,8 +695,13 @@ def test_allow_partial_skips_and_counts_prompts_ifeval_does_not_contain(
     assert result.failures == {"no_response": 1}
     assert result.skipped_inputs == {"unknown_prompt": 1}
     assert run.model["skipped_rows"] == [{"line": 101, "reason": "unknown_prompt", "closest_key": 2785}]
-    reloaded, _ = load_results(tmp_path / "run")
+    reloaded, run_dir = load_results(tmp_path / "run")
     assert reloaded.benchmarks["ifeval"].skipped_inputs == {"unknown_prompt": 1}
+    # Rescoring keeps what the items file cannot say: the prompt without a response, the skipped row.
+    stored = read_items(run_dir / result.items_file)
+    _, again = aggregate.rescore_result(IFEVAL, reloaded.benchmarks["ifeval"], stored, mirror)
+    assert (again.n_items, again.n_scored, again.failures) == (541, 540, {"no_response": 1})
+    assert again.skipped_inputs == {"unknown_prompt": 1}
 
 
 def test_partial_file_needs_allow_partial_and_counts_missing(
@@ -726,7 +726,7 @@ def test_duplicate_and_malformed_rows(tmp_path: Path, items: list[IFEvalItem]) -
 
 def test_score_subcommand(tmp_path: Path, mirror: str, items: list[IFEvalItem], capsys: Any) -> None:
     parser = argparse.ArgumentParser(prog="iopo-eval score")
-    register_score_subcommand(parser.add_subparsers(dest="benchmark"))
+    register_ifeval(parser.add_subparsers(dest="benchmark"))
     rows = [{"prompt": item.prompt, "response": "Yes."} for item in items]
     responses = _write_jsonl(tmp_path / "r.jsonl", rows)
     args = parser.parse_args(
@@ -734,7 +734,7 @@ def test_score_subcommand(tmp_path: Path, mirror: str, items: list[IFEvalItem], 
     )
     assert args.func(args) == 0
     assert "S-Acc" in capsys.readouterr().out
-    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / ifeval.ITEMS_FILE).is_file()
+    assert (tmp_path / "out" / "results.json").is_file() and (tmp_path / "out" / IFEVAL.items_file).is_file()
     args = parser.parse_args(
         ["ifeval", "--responses", str(tmp_path / "missing.jsonl"), "--data-mirror", mirror]
     )

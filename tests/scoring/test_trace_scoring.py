@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from iopo_eval.aggregate import build_result
 from iopo_eval.data.trace import TraceItem, load_trace
 from iopo_eval.judges.types import JudgeOutcome
 from iopo_eval.results import RunResults, load_results, read_items, write_items, write_results
-from iopo_eval.scoring.trace import benchmark_result, item_record, judge_request
+from iopo_eval.scoring.trace import TRACE, item_record, judge_request
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,7 @@ def test_strict_all_ten_rule_and_failures(items: dict[str, TraceItem]) -> None:
     ]
     by_id = {**{i.id: i for i in singles}, **{i.id: i for i in pairs}}
     records = [item_record(by_id[o.key], "answer", o) for o in outcomes]
-    result = benchmark_result(
-        records, task_versions={"trace_ifs": 1.0}, protocol={}, judge=None, smoke_test=False
-    )
+    result = build_result(TRACE, records, task_versions={"trace_ifs": 1.0})
     m = result.metrics
     assert m["if_s"].value == pytest.approx(100 * 2 / 3)
     assert m["if_s"].n == 3
@@ -93,9 +92,8 @@ def test_request_carries_the_gold_checklist(items: dict[str, TraceItem]) -> None
 def test_results_round_trip(tmp_path: Path, items: dict[str, TraceItem]) -> None:
     item = _pick(items, 1, 1)[0]
     rec = item_record(item, "answer", ok(item.id, [10], 10))
-    result = benchmark_result(
-        [rec], task_versions={"trace_ifs": 1.0}, protocol={"x": 1}, judge=None, smoke_test=True
-    )
+    smoke_judge = {"name": "smoke", "identity_hash": "abc", "smoke_test": True}
+    result = build_result(TRACE, [rec], task_versions={"trace_ifs": 1.0}, judges={"judge": smoke_judge})
     run = RunResults(run_id="r1", created_at="now", model={"name": "m"}, benchmarks={"trace": result})
     write_items(tmp_path / result.items_file, [rec])
     write_results(tmp_path, run)
@@ -109,7 +107,7 @@ def test_an_empty_response_is_rated_zero_not_dropped(items: dict[str, TraceItem]
     single, other = _pick(items, 1, 2)
     empty = JudgeOutcome(key=single.id, status="failed", error_kind="empty_response", error="empty")
     records = [item_record(single, "", empty), item_record(other, "answer", ok(other.id, [10], 10))]
-    result = benchmark_result(records, task_versions={}, protocol={}, judge=None, smoke_test=False)
+    result = build_result(TRACE, records)
     assert records[0].status == "ok" and records[0].extra["empty_response"] is True
     assert result.metrics["if_s"].value == pytest.approx(50.0)  # not 100: silence cannot raise the rate
     assert result.metrics["empty_response"].value == pytest.approx(50.0)

@@ -128,7 +128,7 @@ def test_judge_failures_are_counted_in_lm_eval_metrics(
     """Through lm-eval's own aggregation: a reply that never parses is a judge failure, not a score."""
     import lm_eval
 
-    from iopo_eval.judging import set_active_session
+    from iopo_eval.lm_eval_glue import load_tasks
     from iopo_eval.run import task_manager
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
@@ -139,18 +139,17 @@ def test_judge_failures_are_counted_in_lm_eval_metrics(
             allow_embedded=False,
             progress=False,
         )
-        set_active_session(session)
         try:
+            manager = task_manager()
             out = lm_eval.simple_evaluate(
                 model="iopo-test-cfbench-scripted",
-                tasks=["cfbench"],
+                tasks=load_tasks(manager, ["cfbench"], session),
                 limit=2,
                 apply_chat_template=True,
-                task_manager=task_manager(),
+                task_manager=manager,
                 bootstrap_iters=0,
             )
         finally:
-            set_active_session(None)
             session.close()
     metrics = out["results"]["cfbench"]
     assert metrics["judge_failures,none"] == 2
@@ -196,8 +195,8 @@ def test_lm_eval_cli_runs_cfbench_on_the_embedded_model(tmp_path: Path) -> None:
     for sample in samples:
         # lm-eval logs a filtered value that is not a string as its Python repr.
         judged = ast.literal_eval(sample["filtered_resps"][0])
-        judgement = judged["judgements"][0]
-        assert judgement["judge_model"] and judged["judge"]["smoke_test"] is True
+        judgement = judged["record"]["judge"]
+        assert judgement["judge_model"] and judged["judges"]["judge"]["smoke_test"] is True
         if judgement["status"] == "ok":
             assert len(judgement["scores"]) == len(sample["doc"]["criteria"])
             assert set(judgement["scores"]) <= {0.0, 1.0}

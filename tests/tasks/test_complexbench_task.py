@@ -179,13 +179,13 @@ def test_judge_failures_are_counted_as_upstream_counts_them(tmp_path: Path, fixt
 
 
 @pytest.mark.skipif(not MIRROR_GENERATIONS.is_file(), reason="needs the local data mirror")
-def test_score_an_upstream_generation_file(
+def test_judge_an_upstream_generation_file(
     tmp_path: Path,
     judge_server: OpenAIServer,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """``iopo-eval score complexbench --generations`` on upstream's gpt4_1106.jsonl: the fixture's
+    """``iopo-eval judge --complexbench-generations`` on upstream's gpt4_1106.jsonl: the fixture's
     instructions are replaced by the first rows' at test time (the data never enters the repository)."""
     gens = [json.loads(line) for line in MIRROR_GENERATIONS.read_text(encoding="utf-8").splitlines()[:3]]
     rows = json.loads(DATA.read_text(encoding="utf-8"))[:3]
@@ -195,7 +195,7 @@ def test_score_an_upstream_generation_file(
     data.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     monkeypatch.setenv(DATA_ENV, str(data))
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    argv = ["score", "complexbench", "--generations", str(MIRROR_GENERATIONS), "--limit", "3"]
+    argv = ["judge", "--complexbench-generations", str(MIRROR_GENERATIONS), "--limit", "3"]
     argv += ["--judge-base-url", judge_server.base_url, "--judge-cache", str(tmp_path / "c.sqlite")]
     assert cli_main([*argv, "--no-embedded-judge", "-o", str(tmp_path / "runs")]) == 0
     results, run_dir = load_results(next((tmp_path / "runs").iterdir()))
@@ -205,9 +205,7 @@ def test_score_an_upstream_generation_file(
     records = {r.item_id: r for r in read_items(run_dir / "complexbench.items.jsonl")}
     assert [records[str(i)].response for i in range(3)] == [g["generated"] for g in gens]
     # Without --limit the 1,150 generations do not match the 3-instance data: a clear error.
-    code = cli_main(
-        ["score", "complexbench", "--generations", str(MIRROR_GENERATIONS), "--no-embedded-judge"]
-    )
+    code = cli_main(["judge", "--complexbench-generations", str(MIRROR_GENERATIONS), "--no-embedded-judge"])
     assert code == 2
     assert "not in the ComplexBench data" in capsys.readouterr().err
 
@@ -244,8 +242,8 @@ def test_lm_eval_cli_runs_complexbench_with_the_embedded_judge(tmp_path: Path) -
     # Instance 0 asks 4 questions and instance 1 asks 3: 7 judgements, each from one of the two judges.
     # lm-eval writes the filtered value as its Python repr (str of the dict).
     judged = [ast.literal_eval(json.loads(s)["filtered_resps"][0]) for s in samples]
-    assert sum(len(j["judgements"]) for j in judged) == 7
-    assert all(set(j["extra_judges"]) == {"complexbench_extract"} for j in judged)
+    assert sum(len(j["record"]["judge"]["judgements"]) for j in judged) == 7
+    assert all(set(j["judges"]) == {"yesno", "extract"} for j in judged)
 
 
 def test_each_judge_is_configured_under_its_own_name(

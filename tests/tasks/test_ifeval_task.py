@@ -18,8 +18,11 @@ import pytest
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 
+from iopo_eval.aggregate import build_result, records_from_samples
+from iopo_eval.data.ifeval import load_ifeval
+from iopo_eval.importers.ifeval_responses import score_responses_file
 from iopo_eval.scoring import ifeval
-from iopo_eval.scoring.ifeval import from_samples, load_ifeval, score_response, score_responses_file
+from iopo_eval.scoring.ifeval import IFEVAL, score_response
 
 REPO = Path(__file__).resolve().parents[2]
 TASK_DIR = REPO / "tasks" / "ifeval_iopo"
@@ -85,7 +88,8 @@ def test_lm_eval_run_uses_iopo_scoring(tmp_path: Path) -> None:
     assert float(out["versions"]["ifeval_iopo"]) == ifeval.TASK_VERSION
 
     # iopo-eval's run path (lm-eval's logged samples -> records) and the CLI scorer agree, in percent.
-    records, result = from_samples(out["samples"], {"ifeval_iopo": ifeval.TASK_VERSION})
+    records = records_from_samples(IFEVAL, out["samples"])
+    result = build_result(IFEVAL, records, task_versions={"ifeval_iopo": ifeval.TASK_VERSION})
     assert records[0].extra["raw_response"] == canned[1000] and not records[0].response.startswith("<think>")
     for name, value in hand.items():
         assert result.metrics[name].value == pytest.approx(100 * value), name

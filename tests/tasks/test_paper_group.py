@@ -7,7 +7,7 @@ from pathlib import Path
 import lm_eval.tasks.iopo_eval as installed_tasks
 from lm_eval.tasks import TaskManager
 
-from iopo_eval.benchmarks import BENCHMARKS, PAPER
+from iopo_eval.benchmarks import BENCHMARKS, paper
 
 
 def test_iopo_paper_lists_the_tasks_of_every_paper_benchmark() -> None:
@@ -22,4 +22,4 @@ def test_iopo_paper_lists_the_tasks_of_every_paper_benchmark() -> None:
         expanded |= (
             set(manager.task_index[name].cfg.get("task", [name])) if name in manager.all_groups else {name}
         )
-    assert expanded == {task for bench in PAPER for task in BENCHMARKS[bench].tasks}
+    assert expanded == {task for bench in paper() for task in BENCHMARKS[bench].tasks}

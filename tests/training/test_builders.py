@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -63,20 +64,19 @@ def test_heldout_items_use_other_topics_and_values() -> None:
 
 
 def _fake_llm(request: dict) -> str:
-    """A scripted generator/judge: rewrites constraints, answers with a tag, scores tag matches."""
+    """A scripted generator/judge: rewrites constraints, answers with a tag, scores tag matches (the
+    judge is asked with the TRACE judge template, and answers in its JSON format)."""
     prompt = request["messages"][-1]["content"]
     if prompt.startswith("You write training data"):
         return '```json\n{"constraints": ["The title has 16 to 20 characters", "Use a plain tone"]}\n```'
-    if prompt.startswith("Score how well"):
-        instruction, response = prompt.split("[Response]")
-        version = "B" if "16 to 20" in instruction else "A"
-        n = (
-            2
-            if version == "B"
-            else instruction.count("\n1.") + instruction.count("\n2.") + instruction.count("\n3.")
-        )
-        ok = f"version {version}" in response
-        return json.dumps({"scores": [10 if ok else 4] * n})
+    if prompt.startswith("You are an impartial and strict judge"):
+        constraints = re.search(r"<constraints-(\w+)>\n(.*?)\n</constraints-\1>", prompt, re.S).group(2)
+        response = re.search(r"<response-(\w+)>\n(.*?)\n</response-\1>", prompt, re.S).group(2)
+        version = "B" if "16 to 20" in constraints else "A"
+        n = len(constraints.splitlines())
+        score = 10 if f"version {version}" in response else 4
+        entries = [{"index": i, "reason": "checked", "score": score} for i in range(1, n + 1)]
+        return json.dumps({"constraints": entries, "overall": score})
     return "Answer for version B" if "16 to 20" in prompt else "Answer for version A"
 
 
@@ -91,10 +91,16 @@ def test_llm_builder_against_loopback_server(tmp_path) -> None:
     out = tmp_path / "quads.jsonl"
     with OpenAIServer(reply=_fake_llm) as server:
         settings = EndpointSettings(base_url=server.base_url, model="fake", api_key_env="IOPO_TEST_NO_KEY")
-        report = build_from_trace_rows(src, out, settings, judge=settings, concurrency=2)
-        # 2 rows x (rewrite + 2 answers + 4 judge calls)
+        cache = tmp_path / "cache.sqlite"
+        report = build_from_trace_rows(src, out, settings, judge=settings, concurrency=2, cache_path=cache)
+        # 2 rows x (rewrite + 2 answers + 4 judge calls), all through the judge engine and its cache
         assert server.calls == 14
         assert all(b["model"] == "fake" for b in server.bodies)
+        # A rerun pays for nothing twice: every call is answered from the cache.
+        again = build_from_trace_rows(
+            src, tmp_path / "again.jsonl", settings, judge=settings, cache_path=cache
+        )
+        assert server.calls == 14 and again.built == 2 and again.usd == 0.0
     assert report.built == 2 and not report.skipped
     quads = load_examples(out)
     assert (
@@ -114,8 +120,23 @@ def test_llm_builder_judge_filter_drops_bad_pairs(tmp_path) -> None:
     )
     with OpenAIServer(reply=lambda r: _fake_llm(r).replace("version B", "version A")) as server:
         settings = EndpointSettings(base_url=server.base_url, model="fake")
-        report = build_from_trace_rows(src, tmp_path / "o.jsonl", settings, judge=settings)
-    assert report.built == 0 and sum(report.skipped.values()) == 1
+        report = build_from_trace_rows(
+            src, tmp_path / "o.jsonl", settings, judge=settings, cache_path=tmp_path / "c.sqlite"
+        )
+    assert report.built == 0 and report.skipped == {"empty or identical responses": 1}
+
+    # An answer to x2 that also follows x1 is dropped by the judge's crossed check.
+    def both(request: dict) -> str:
+        return _fake_llm(request).replace("Answer for version B", "Answer for version A and version B")
+
+    with OpenAIServer(reply=both) as server:
+        settings = EndpointSettings(base_url=server.base_url, model="fake")
+        report = build_from_trace_rows(
+            src, tmp_path / "o2.jsonl", settings, judge=settings, cache_path=tmp_path / "c2.sqlite"
+        )
+        assert server.calls == 1 + 2 + 4
+    assert report.built == 0
+    assert report.skipped == {"judge: a response also follows the other instruction": 1}
 
 
 @pytest.mark.skipif(not TRACE_EVAL.is_file(), reason="data mirror not available")

@@ -14,6 +14,7 @@ import pytest
 import upstream_oracles as oracle
 
 from iopo_eval.data.cfbench import CFBenchItem, load_cfbench
+from iopo_eval.importers.cfbench_judged import score_judged_file
 from iopo_eval.judges.parse import PARSERS, JudgeParseError
 from iopo_eval.judges.parse_cfbench_upstream import (
     FAILED,
@@ -25,7 +26,6 @@ from iopo_eval.judges.parse_cfbench_upstream import (
     upstream_fallback,
     upstream_strict,
 )
-from iopo_eval.scoring.cfbench import score_judged_file
 
 SEPARATORS = ["\t", "\t", "\t", " ", "："]
 SCORES = ["0", "1", "1.0", "0.0", " 1", "1\n", "-0", "2", "0.5", "x", "", "nan", "１", "1 1", "1e0"]

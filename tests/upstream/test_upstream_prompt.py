@@ -337,7 +337,7 @@ def test_another_question_reading_is_another_judge(tmp_path: Path) -> None:
         ({"template": "trace_judge_v1.txt"}, "takes no 'template' and no 'truncation'"),
         ({"truncation": {"response": 100}}, "takes no 'template' and no 'truncation'"),
         ({"prompt": {"upstream": "trace/upstream-template", "spec": "nope"}}, "'prompt.spec' 'nope'"),
-        ({"prompt": "trace"}, "key 'prompt' must be dict or null"),
+        ({"prompt": "trace"}, "key 'prompt' must be a mapping"),
     ],
 )
 def test_bad_upstream_config_files_are_named(tmp_path: Path, change: dict[str, Any], message: str) -> None:

@@ -1,9 +1,11 @@
 """Synthetic run results for tests, demos and the render benchmark.
 
-Runs are written with the real writers of :mod:`iopo_eval.results` (items JSONL + results.json,
-metrics aggregated by :func:`iopo_eval.results.compute_metrics`), with the metric keys the scorers
-emit and realistic item counts. Nothing here is a measured number: every value follows from a
-seeded random draw of per-item outcomes, so the figures a test checks are computed, never typed.
+Runs are written with the real writers of :mod:`iopo_eval.results` and aggregated by the real
+:func:`iopo_eval.aggregate.build_result` of each registered benchmark: metric specs, breakdown
+prefixes, task names, judges and protocol all come from the registry, so synthetic runs have the shape
+of real ones. Item values use the metric keys the scorers emit, with realistic item counts. Nothing here
+is a measured number: every value follows from a seeded random draw of per-item outcomes, so the figures
+a test checks are computed, never typed.
 
 Item outcomes depend on a per-item difficulty that is drawn from the *benchmark's* seed, not the
 run's, so two runs of the same benchmark are paired the way real runs of two checkpoints are: the
@@ -12,6 +14,8 @@ same items are hard for both.
 
 from __future__ import annotations
 
+import copy
+import functools
 import hashlib
 import math
 from collections.abc import Iterable
@@ -22,17 +26,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from iopo_eval.results import (
-    BenchmarkResult,
-    Cost,
-    ItemRecord,
-    MetricSpec,
-    RunResults,
-    compute_metrics,
-    count_failures,
-    write_items,
-    write_results,
-)
+from iopo_eval.aggregate import build_result
+from iopo_eval.benchmark import Benchmark
+from iopo_eval.benchmarks import get
+from iopo_eval.results import BenchmarkResult, ItemRecord, MetricSpec, RunResults, write_items, write_results
 
 # Item counts of the real evaluation sets (protocols.md).
 REAL_COUNTS = {"trace": 1042, "ifeval": 541, "cfbench": 1000, "complexbench": 1150}
@@ -92,41 +89,6 @@ COMPLEX_TASK_TYPES = [
 ]
 COMPLEX_COMPOSITIONS = ["Single", "And", "Chain", "Selection"]
 COMPLEX_DIMENSIONS = ["Word Matching", "Length", "Format", "Sentiment", "Style", "Helpfulness", "Factuality"]
-
-HEADLINES: dict[str, list[MetricSpec]] = {
-    "trace": [
-        MetricSpec("if_s", "IF-S", headline=True),
-        MetricSpec("if_m", "IF-M", headline=True),
-        MetricSpec("if_all", "IF (all instructions)"),
-        MetricSpec("constraint_pass", "Constraints at 10"),
-        MetricSpec("mean_score", "Mean constraint score (0-10)", scale=1.0),
-    ],
-    "ifeval": [
-        MetricSpec("prompt_strict", "S-Acc", headline=True),
-        MetricSpec("prompt_loose", "L-Acc", headline=True),
-        MetricSpec("inst_strict", "instruction strict"),
-        MetricSpec("inst_loose", "instruction loose"),
-    ],
-    "cfbench": [
-        MetricSpec("csr", "CSR", headline=True),
-        MetricSpec("isr", "ISR", headline=True),
-        MetricSpec("psr", "PSR", headline=True),
-    ],
-    "complexbench": [MetricSpec("drfr", "DRFR", headline=True)],
-}
-PREFIXES: dict[str, tuple[str, ...]] = {
-    "trace": ("category/", "dimension/", "version/"),
-    "ifeval": ("type/",),
-    "cfbench": ("easy/", "hard/", "type/"),
-    "complexbench": ("group/", "category/", "task_type/", "dimension/", "composition/", "coherent/"),
-}
-TASKS: dict[str, dict[str, str]] = {
-    "trace": {"trace_ifs": "1.0", "trace_ifm": "1.0"},
-    "ifeval": {"iopo_ifeval": "1.0"},
-    "cfbench": {"cfbench": "1.0"},
-    "complexbench": {"complexbench": "1.0"},
-}
-JUDGED = {"trace", "cfbench", "complexbench"}
 
 
 @dataclass
@@ -221,37 +183,49 @@ def _response(rng: np.random.Generator, chars: int, marker: str) -> str:
 
 
 def _judge_record(
-    scores: list[float], reasons: list[str], spec: SyntheticRun, failed: bool
+    scores: list[float], reasons: list[str], spec: SyntheticRun, failed: bool, key: str
 ) -> dict[str, Any]:
+    """The fields of a judge engine outcome that results read (cost accounting counts an outcome with a
+    ``cache_key``); kept short, since the render benchmark's figures depend on the items' size."""
     usage = {"prompt_tokens": 600 + 40 * len(scores), "completion_tokens": 60 + 30 * len(scores)}
     cost = (
         0.0 if spec.judge.smoke_test else usage["prompt_tokens"] * 2.5e-6 + usage["completion_tokens"] * 1e-5
     )
+    common = {
+        "attempts": 1,
+        "usage": usage,
+        "cost_usd": cost,
+        "cache_key": hashlib.sha256(f"{key}|{spec.seed}|{spec.judge.identity_hash}".encode()).hexdigest()[
+            :16
+        ],
+        "judge_model": spec.judge.model,
+    }
     if failed:
         return {
+            **common,
             "raw": "I cannot score this. " + spec.response_marker,
             "scores": None,
             "reasons": None,
             "error_kind": "parse_error",
             "error": "no Fine Grained Score block in the reply",
-            "usage": usage,
-            "cost_usd": cost,
-            "judge_model": spec.judge.model,
         }
     raw = "Fine Grained Score: " + ", ".join(f"{s:g}" for s in scores)
     return {
+        **common,
         "raw": raw,
         "scores": scores,
         "reasons": reasons,
         "overall": float(np.mean(scores)),
-        "usage": usage,
-        "cost_usd": cost,
-        "judge_model": spec.judge.model,
     }
+
+
+def _pair(ok: np.ndarray) -> list[float]:
+    return [float(ok.sum()), float(ok.size)]
 
 
 def _trace_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
     oc = _Outcomes("trace", n, spec)
+    single, multi = get("trace").tasks
     cats = list(TRACE_DIMENSIONS)
     weights = np.array([0.47, 0.11, 0.10, 0.31, 0.01])
     items = []
@@ -273,29 +247,31 @@ def _trace_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
             all_ok = float(ok.all())
             values["if_s" if k == 1 else "if_m"] = all_ok
             values["if_all"] = all_ok
-            values["constraint_pass"] = [float(ok.sum()), float(k)]
+            values["empty_response"] = 0.0
+            values["constraint_pass"] = _pair(ok)
             values["mean_score"] = [float(np.sum(scores)), float(k)]
+            values["mean_overall"] = float(np.mean(scores))
             values[f"version/{version}"] = all_ok
+            values[f"n_constraints/{k:02d}"] = all_ok
             for c in set(cat_idx):
-                sel = cat_idx == c
-                values[f"category/{cats[c]}"] = [float(ok[sel].sum()), float(sel.sum())]
+                values[f"category/{cats[c]}"] = _pair(ok[cat_idx == c])
             for d in set(dims):
-                sel = np.array([x == d for x in dims])
-                values[f"dimension/{d}"] = [float(ok[sel].sum()), float(sel.sum())]
+                values[f"dimension/{d}"] = _pair(ok[np.array([x == d for x in dims])])
         items.append(
             ItemRecord(
                 benchmark="trace",
-                task="trace_ifs" if k == 1 else "trace_ifm",
+                task=single if k == 1 else multi,
                 item_id=str(i),
                 status="judge_failed" if failed else "ok",
                 values=values,
                 groups={
-                    "constraints": k,
+                    "subset": "single" if k == 1 else "multi",
                     "version": version,
+                    "n_constraints": k,
                     "categories": sorted({cats[c] for c in cat_idx}),
                 },
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
-                judge=_judge_record(scores, reasons, spec, failed),
+                judge=_judge_record(scores, reasons, spec, failed, str(i)),
             )
         )
     return items
@@ -303,6 +279,7 @@ def _trace_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
 
 def _ifeval_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
     oc = _Outcomes("ifeval", n, spec)
+    (task,) = get("ifeval").tasks
     items = []
     for i in range(n):
         k = int(oc.item_rng.integers(1, 4))
@@ -312,20 +289,19 @@ def _ifeval_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
         values: dict[str, Any] = {
             "prompt_strict": float(strict.all()),
             "prompt_loose": float(loose.all()),
-            "inst_strict": [float(strict.sum()), float(k)],
-            "inst_loose": [float(loose.sum()), float(k)],
+            "inst_strict": _pair(strict),
+            "inst_loose": _pair(loose),
         }
         for t in set(types):
-            sel = np.array([x == t for x in types])
-            values[f"type/{t}"] = [float(strict[sel].sum()), float(sel.sum())]
+            values[f"type/{t}"] = _pair(strict[np.array([x == t for x in types])])
         items.append(
             ItemRecord(
                 benchmark="ifeval",
-                task="iopo_ifeval",
+                task=task,
                 item_id=str(1000 + i),
                 status="ok",
                 values=values,
-                groups={"instruction_ids": types},
+                groups={"instruction_ids": sorted(set(types)), "n_instructions": k},
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
                 extra={"follow_strict": strict.tolist(), "follow_loose": loose.tolist()},
             )
@@ -335,33 +311,38 @@ def _ifeval_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
 
 def _cfbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
     oc = _Outcomes("cfbench", n, spec)
+    (task,) = get("cfbench").tasks
     items = []
     for i in range(n):
         level = "easy" if i < n // 2 else "hard"
         k = int(oc.item_rng.integers(2, 9)) + (2 if level == "hard" else 0)
         types = [CFBENCH_TYPES[int(t)] for t in oc.item_rng.integers(0, len(CFBENCH_TYPES), size=k)]
         ok = oc.passes(i, k, extra=0.5 if level == "hard" else -0.5)
-        primary = ok[: max(1, k // 2)]
+        n_primary = max(1, k // 2)
         failed = oc.run_rng.random() < spec.failure_rate
         scores = [1.0 if p else 0.0 for p in ok]
         values: dict[str, Any] = {}
         if not failed:
-            csr, isr, psr = float(ok.mean()), float(ok.all()), float(primary.all())
-            values.update({"csr": csr, "isr": isr, "psr": psr})
-            values.update({f"{level}/csr": csr, f"{level}/isr": isr, f"{level}/psr": psr})
+            csr = round(float(ok.mean()), 2)
+            isr, psr = float(csr == 1), float(ok[:n_primary].all())
+            for name, value in (("csr", csr), ("isr", isr), ("psr", psr)):
+                values[name] = value
+                values[f"{level}/{name}"] = value
             for t in set(types):
-                sel = np.array([x == t for x in types])
-                values[f"type/{t}"] = [float(ok[sel].sum()), float(sel.sum())]
+                values[f"type/{t}"] = _pair(ok[np.array([x == t for x in types])])
+            values["priority/primary"] = _pair(ok[:n_primary])
+            if k > n_primary:
+                values["priority/secondary"] = _pair(ok[n_primary:])
         items.append(
             ItemRecord(
                 benchmark="cfbench",
-                task="cfbench",
+                task=task,
                 item_id=f"cf-{i}",
                 status="judge_failed" if failed else "ok",
                 values=values,
-                groups={"level": level, "types": sorted(set(types))},
+                groups={"split": level, "n_checkpoints": k, "types": sorted(set(types))},
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
-                judge=_judge_record(scores, ["met" if p else "missed" for p in ok], spec, failed),
+                judge=_judge_record(scores, ["met" if p else "missed" for p in ok], spec, failed, f"cf-{i}"),
             )
         )
     return items
@@ -369,6 +350,7 @@ def _cfbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
 
 def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
     oc = _Outcomes("complexbench", n, spec)
+    (task,) = get("complexbench").tasks
     items = []
     for i in range(n):
         k = int(oc.item_rng.integers(1, 8))
@@ -380,27 +362,37 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
         failed = oc.run_rng.random() < spec.failure_rate
         values: dict[str, Any] = {}
         if not failed:
-            values["drfr"] = [float(ok.sum()), float(k)]
-            values[f"task_type/{task_type}"] = [float(ok.sum()), float(k)]
-            values[f"composition/{composition}"] = [float(ok.sum()), float(k)]
+            values["drfr"] = _pair(ok)
+            values["all_pass"] = float(ok.all())
+            values["empty_response"] = 0.0
+            values[f"task_type/{task_type}"] = _pair(ok)
+            values[f"composition/{composition}"] = _pair(ok)
             for key, labels in (("group", cats), ("dimension", dims)):
                 for lab in set(labels):
-                    sel = np.array([x == lab for x in labels])
-                    values[f"{key}/{lab}"] = [float(ok[sel].sum()), float(sel.sum())]
-            if composition == "Selection":
-                values["coherent/origin_depth1"] = float(ok.all())
+                    values[f"{key}/{lab}"] = _pair(ok[np.array([x == lab for x in labels])])
+        selection = composition == "Selection"
+        # One outcome stands for the item's k questions (real records hold one per question): the items
+        # file keeps the size the render benchmark was measured with.
+        judgement = _judge_record(
+            [1.0 if p else 0.0 for p in ok], ["yes" if p else "no" for p in ok], spec, failed, f"cb-{i}"
+        )
         items.append(
             ItemRecord(
                 benchmark="complexbench",
-                task="complexbench",
+                task=task,
                 item_id=f"cb-{i}",
                 status="judge_failed" if failed else "ok",
                 values=values,
-                groups={"task_type": task_type, "composition": composition},
+                groups={
+                    "task_types": [task_type],
+                    "nested": composition,
+                    # Selection instances come in groups of three, one to three levels deep (coherent test).
+                    "selection_group": f"g{i // 3}" if selection else None,
+                    "selection_depth": 1 + (i // 3) % 3 if selection else None,
+                    "n_questions": k,
+                },
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),
-                judge=_judge_record(
-                    [10.0 if p else 0.0 for p in ok], ["yes" if p else "no" for p in ok], spec, failed
-                ),
+                judge={"judgements": [judgement], "error_kind": "parse_error" if failed else None},
             )
         )
     return items
@@ -414,6 +406,21 @@ _MAKERS = {
 }
 
 
+@functools.cache
+def _task_versions(benchmark: str) -> dict[str, Any]:
+    return get(benchmark).task_versions()
+
+
+def _scored_as(bench: Benchmark[Any], specs: Iterable[MetricSpec] | None) -> Benchmark[Any]:
+    """The registered benchmark, or a copy of it that computes only ``specs`` (tests with a hand-made
+    table of one metric)."""
+    if specs is None:
+        return bench
+    narrowed = copy.copy(bench)
+    narrowed.metrics = tuple(specs)
+    return narrowed
+
+
 def benchmark_from_items(
     benchmark: str,
     items: list[ItemRecord],
@@ -424,48 +431,18 @@ def benchmark_from_items(
     bootstrap_iters: int = 200,
     specs: Iterable[MetricSpec] | None = None,
 ) -> BenchmarkResult:
-    """Write one benchmark's items file and aggregate it the way the scorers do."""
-    items_file = f"{benchmark}.items.jsonl"
-    write_items(run_dir / items_file, items)
-    spec_list = list(specs if specs is not None else HEADLINES[benchmark])
-    metrics = compute_metrics(
-        items, spec_list, dynamic_prefixes=PREFIXES.get(benchmark, ()), bootstrap_iters=bootstrap_iters
+    """Write one benchmark's items file and aggregate it as a run does (``aggregate.build_result``)."""
+    bench = _scored_as(get(benchmark), specs)
+    judges = {role.name: judge.public() for role in bench.judges} if judge is not None else None
+    result = build_result(
+        bench,
+        items,
+        task_versions=task_versions or _task_versions(benchmark),
+        judges=judges,
+        bootstrap_iters=bootstrap_iters,
     )
-    cost = Cost()
-    for item in items:
-        j = item.judge or {}
-        usage = j.get("usage") or {}
-        cost.add(
-            Cost(
-                calls=1 if j else 0,
-                prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                completion_tokens=int(usage.get("completion_tokens", 0)),
-                usd=float(j.get("cost_usd", 0.0)),
-            )
-        )
-    uses_judge = judge is not None and benchmark in JUDGED
-    protocol: dict[str, Any] = {
-        "scoring_version": "1",
-        "data_sha256": hashlib.sha256(benchmark.encode()).hexdigest(),
-    }
-    if uses_judge:
-        assert judge is not None
-        protocol["judge_identity_hash"] = judge.identity_hash
-    return BenchmarkResult(
-        benchmark=benchmark,
-        tasks=dict(task_versions or TASKS.get(benchmark, {benchmark: "1.0"})),
-        protocol=protocol,
-        metrics=metrics,
-        headline=[s.name for s in spec_list if s.headline],
-        n_items=len(items),
-        n_scored=sum(1 for it in items if it.status == "ok"),
-        failures=count_failures(items),
-        cost=cost,
-        judge=judge.public() if uses_judge and judge else None,
-        smoke_test=bool(uses_judge and judge and judge.smoke_test),
-        items_file=items_file,
-        mean_response_chars=float(np.mean([len(it.response) for it in items])) if items else None,
-    )
+    write_items(run_dir / result.items_file, items)
+    return result
 
 
 def write_run_from_items(
