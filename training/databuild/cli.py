@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from iopo_eval.training.databuild.seeds import PACKAGED_SEEDS, parse_shard
 log = logging.getLogger(__name__)
 EMBEDDED = "embedded"
 SMOKE_JUDGE_TEMPERATURE = 1.0
+SMOKE_RETRIES = 3
 
 
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,8 +159,13 @@ def _configs(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Any
 
         # At temperature 0 the 135M judge copies its template's example and scores every first constraint 0,
         # so no response would ever pass and the later steps would never run. Sampled, its verdicts vary:
-        # still noise (a smoke test), but every step is exercised. Recorded in the manifest.
-        judge = embedded_judge_config(judge, embedded()).with_overrides(temperature=SMOKE_JUDGE_TEMPERATURE)
+        # still noise (a smoke test), but every step is exercised; a sampled reply that breaks the format
+        # (a score of 90) is asked again, without a fixed seed so that the retry is a new sample. Recorded in
+        # the manifest.
+        judge = embedded_judge_config(judge, embedded()).with_overrides(
+            temperature=SMOKE_JUDGE_TEMPERATURE, max_retries=SMOKE_RETRIES
+        )
+        judge = dataclasses.replace(judge, seed=None)
     return generator, judge
 
 

@@ -9,6 +9,7 @@ TRACE judge (``trace-gpt4o`` by default), used unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from iopo_eval.judges.config import JudgeConfig, JudgeConfigError, load_judge_config
@@ -43,18 +44,20 @@ def resolve_generator(
 
 
 def step_config(base: JudgeConfig, step: Step, parser: str, variant: int = 0) -> JudgeConfig:
-    """``base`` with the step's template, parser and reply format, and the seed of candidate ``variant``."""
+    """``base`` with the step's template, parser and reply format. Candidate ``variant`` of a response
+    step is asked with the config's seed + variant (its own cache identity). A JSON step sends no seed:
+    a server that honours seeds (vLLM, llama.cpp) would repeat an unparseable reply on every retry."""
     assert step.template is not None
     fmt = base.response_format if step.json_reply else "none"
-    seed = base.seed if variant == 0 else (base.seed or 0) + variant
-    return base.with_overrides(
+    config = base.with_overrides(
         name=f"{base.name}:{step.name}",
         template=str(TEMPLATES_DIR / step.template),
         prompt_version=f"build/{Path(step.template).stem}",
         parser=parser,
         response_format=fmt,
-        seed=seed,
     )
+    seed = None if step.json_reply else (base.seed or 0) + variant
+    return dataclasses.replace(config, seed=seed)
 
 
 def template_digest(name: str) -> str:

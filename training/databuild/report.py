@@ -13,6 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
+from iopo_eval.data.store import DataError
 from iopo_eval.leaderboard.charts import bar_chart, to_svg
 from iopo_eval.results import Metric
 from iopo_eval.training.databuild.distribution import PAPER_TRAIN, CountDistribution
@@ -73,7 +74,7 @@ def trace_eval_shares(taxonomy: Taxonomy) -> tuple[dict[str, float], dict[str, f
             for label in item.levels2:
                 dim = by_label.get(label.strip())
                 dims[dim.id if dim else "other"] += 1
-    except Exception:  # no mirror: the counts recorded in the taxonomy
+    except DataError:  # no mirror: the counts recorded in the taxonomy
         source = "taxonomy eval_count"
         dims = Counter({d.id: d.eval_count for d in taxonomy.dimensions.values() if d.eval_count})
     cats: Counter[str] = Counter()
@@ -220,6 +221,10 @@ def _paired(label_a: str, a: dict[str, float], label_b: str, b: dict[str, float]
     return out
 
 
+def _per_quad(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "— (no quadruple)"
+
+
 def render_html(report: dict[str, Any], taxonomy: Taxonomy) -> str:
     e = escape
     parts: list[str] = []
@@ -243,8 +248,8 @@ def render_html(report: dict[str, Any], taxonomy: Taxonomy) -> str:
     parts.append("<h2>Items per step</h2><div class='charts'>")
     parts.append(
         _chart(
-            "Items kept after each step",
-            [(p["step"], _metric(p["kept"], p["in"], p["step"], seeds_in)) for p in phases],
+            "Items kept after each step (% of the seeds)",
+            [(p["step"], _metric(100 * p["kept"] / seeds_in, p["kept"], p["step"])) for p in phases],
         )
     )
     parts.append(
@@ -312,7 +317,7 @@ def render_html(report: dict[str, Any], taxonomy: Taxonomy) -> str:
     parts.append(
         f"<h2>Calls, tokens and cost</h2><p>All runs ({cost['all_runs']['runs']}): {cost['all_runs']['total']['calls']:.0f} calls, "
         f"{cost['all_runs']['total']['cache_hits']:.0f} cache hits, ${cost['all_runs']['total']['usd']:.4f}; "
-        f"calls per kept quadruple: {report['calls_per_quadruple'] or '—'}.</p>"
+        f"calls per kept quadruple: {_per_quad(report['calls_per_quadruple'])}.</p>"
         "<table><tr><th>step</th><th>requests</th><th>calls</th><th>cache hits</th><th>prompt tokens</th><th>completion tokens</th><th>USD</th></tr>"
     )
     for name, row in cost["all_runs"]["by_step"].items():

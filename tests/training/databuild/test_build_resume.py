@@ -185,3 +185,26 @@ def test_merge_command(tmp_path, server, capsys) -> None:
     )
     assert "40 seeds ->" in capsys.readouterr().out
     assert json.loads((tmp_path / "m" / "report.json").read_text())["manifest"]["merged_from"] == 2
+
+
+@pytest.mark.slow
+def test_offline_smoke_build_on_the_embedded_model(tmp_path, capsys, monkeypatch) -> None:
+    """No endpoint, no key: the embedded SmolLM2-135M generates and judges; everything says SMOKE TEST."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("IOPO_EVAL_JUDGE_BASE_URL", raising=False)
+    out = tmp_path / "smoke"
+    args = ["train", "build-data", str(PACKAGED_SEEDS), "-o", str(out), "--limit", "1", "--candidates", "1",
+            "--distribution", "1", "--pass-score", "5"]  # fmt: skip
+    assert cli_main(args) in (0, 3)
+    assert capsys.readouterr().out.startswith("SMOKE TEST")
+    report = json.loads((out / "report.json").read_text())
+    assert report["smoke_test"] and report["manifest"]["judge"]["smoke_test"]
+    assert report["manifest"]["judge"]["temperature"] == 1.0 and report["manifest"]["generator"]["smoke_test"]
+    assert (
+        report["cost"]["all_runs"]["total"]["calls"] >= 3 and report["cost"]["all_runs"]["total"]["usd"] == 0
+    )
+    assert (
+        "SMOKE TEST" in (out / "report.html").read_text()
+        and "SMOKE TEST" in (out / "hf" / "README.md").read_text()
+    )
+    assert not any(p["pending"] for p in report["phases"])
