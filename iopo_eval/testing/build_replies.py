@@ -16,6 +16,7 @@ sampling seed and, for faults, how often the same request was seen), so that tes
   again and the second answer parses).
 
 Steps are told apart by the reply format the request asks for (the JSON schema's name or its keys).
+``python -m iopo_eval.testing.build_replies --port 8765`` serves it (an offline demo without a model).
 """
 
 from __future__ import annotations
@@ -176,3 +177,31 @@ class ScriptedBuilder:
             score = 10 if mark(c) in response else (_h("score", c, response) % 20) / 2
             entries.append({"index": i, "reason": "scripted", "score": score})
         return json.dumps({"constraints": entries, "overall": min(e["score"] for e in entries)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the scripted generator and judge on 127.0.0.1 (prints the port; runs until stdin closes)."""
+    import argparse
+    import contextlib
+    import sys
+
+    from iopo_eval.testing.openai_server import OpenAIServer
+
+    p = argparse.ArgumentParser(description="Scripted generator and judge for `iopo-eval train build-data`.")
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before every answer")
+    p.add_argument(
+        "--follow-rate", type=float, default=0.9, help="chance that a response follows a constraint"
+    )
+    args = p.parse_args(argv)
+    with OpenAIServer(
+        ScriptedBuilder(follow_rate=args.follow_rate), latency_s=args.latency, port=args.port
+    ) as srv:
+        print(srv.port, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
