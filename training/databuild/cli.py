@@ -3,8 +3,9 @@
     iopo-eval train build-data SEEDS.jsonl -o OUT [--llm CONFIG] [--judge CONFIG] [--shard i/n] [--dry-run] ...
     iopo-eval train merge-data SHARD_DIR... -o OUT
 
-Without ``--llm`` (or with ``--llm embedded``) the generator is the embedded SmolLM2-135M model, and a
-judge without an endpoint or key is the embedded smoke-test judge: an offline smoke test, labelled so.
+Without ``--llm`` (or with ``--llm embedded``) the generator is the embedded SmolLM2-135M model and, unless a
+judge is named, the judge is the embedded smoke-test judge: an offline smoke test, labelled so. With
+``--llm CONFIG``, a judge without an endpoint or key is the embedded one.
 Exit codes: 0 every item finished; 2 bad input; 3 written, but some items failed or were not reached
 (the summary says why; a rerun resumes and pays only for what is missing).
 """
@@ -111,7 +112,7 @@ def _needs_embedded(config: Any) -> bool:
 
 def _configs(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Any, Any]:
     """The generator and judge configs, starting the embedded server when one of them needs it."""
-    from iopo_eval.judges.config import JudgeConfigError, resolve_judge_config
+    from iopo_eval.judges.config import ENV_BASE_URL, ENV_JUDGE, JudgeConfigError, resolve_judge_config
     from iopo_eval.training.databuild.llm import EMBEDDED_GENERATOR, resolve_generator
 
     server: Any = None
@@ -149,8 +150,17 @@ def _configs(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Any
                 f"generator {generator.name!r} needs ${generator.api_key_env} or --llm-base-url (or use --llm embedded)"
             )
     judge = resolve_judge_config(args.judge, args.judge_base_url, args.judge_model)
-    if _needs_embedded(judge):
-        if args.no_embedded:
+    # Smoke-test data from the embedded generator is judged by the embedded judge too, unless a judge is
+    # named explicitly: an API key in the environment alone should not pay GPT-4o to judge it.
+    chosen = (
+        args.judge,
+        args.judge_base_url,
+        args.judge_model,
+        os.environ.get(ENV_JUDGE),
+        os.environ.get(ENV_BASE_URL),
+    )
+    if _needs_embedded(judge) or (args.llm == EMBEDDED and not any(chosen)):
+        if args.no_embedded and _needs_embedded(judge):
             raise JudgeConfigError(
                 f"judge {judge.name!r} needs ${judge.api_key_env} or --judge-base-url (--no-embedded forbids the "
                 "smoke-test judge)"

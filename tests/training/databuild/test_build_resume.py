@@ -85,9 +85,15 @@ def test_dry_run_makes_no_call_and_writes_nothing(tmp_path, server, capsys) -> N
     assert json.loads(capsys.readouterr().out)["steps"]["expand"]["cached"] == 10
 
 
-def test_dry_run_offline_starts_no_server(tmp_path, capsys, monkeypatch) -> None:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.mark.parametrize("key", [None, "sk-test-not-used"])
+def test_dry_run_offline_starts_no_server(tmp_path, capsys, monkeypatch, key) -> None:
+    """The embedded generator's smoke data is judged by the embedded judge, even when an API key is set."""
+    if key:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    else:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("IOPO_EVAL_JUDGE_BASE_URL", raising=False)
+    monkeypatch.delenv("IOPO_EVAL_JUDGE", raising=False)
     started = time.monotonic()
     assert (
         cli_main(
@@ -200,8 +206,9 @@ def test_offline_smoke_build_on_the_embedded_model(tmp_path, capsys, monkeypatch
     report = json.loads((out / "report.json").read_text())
     assert report["smoke_test"] and report["manifest"]["judge"]["smoke_test"]
     assert report["manifest"]["judge"]["temperature"] == 1.0 and report["manifest"]["generator"]["smoke_test"]
+    # what survives a 135M model's replies varies; every item that entered a step left it kept, dropped or failed
     assert (
-        report["cost"]["all_runs"]["total"]["calls"] >= 3 and report["cost"]["all_runs"]["total"]["usd"] == 0
+        report["cost"]["all_runs"]["total"]["calls"] >= 1 and report["cost"]["all_runs"]["total"]["usd"] == 0
     )
     assert (
         "SMOKE TEST" in (out / "report.html").read_text()
