@@ -33,8 +33,10 @@ SMOKE_RETRIES = 3
 
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "seeds", help=f"JSONL of seed instructions (the packaged demo set: {PACKAGED_SEEDS.name}, see --help)"
+        "seeds",
+        help=f"JSONL of seed instructions, one per row in a field (--field); a demo set: {PACKAGED_SEEDS}",
     )
+
     p.add_argument("-o", "--out", required=True, help="build folder (created; a rerun resumes it)")
     p.add_argument(
         "--field", default="instruction", help="the seeds' instruction field (default: instruction)"
