@@ -6,6 +6,8 @@ iopo-eval train build-rules --n 200 --out quads.jsonl
 iopo-eval train build-llm --input instructions.jsonl --out quads.jsonl --base-url URL --model NAME [--judge-model NAME]
     (every call through the judge engine: cached, budgeted with --budget, cost printed)
 iopo-eval train replicate --out runs/mini
+iopo-eval train build-data SEEDS.jsonl -o OUT [--llm CONFIG] [--judge CONFIG]   (training/databuild/README.md)
+iopo-eval train merge-data SHARD_DIR... -o OUT
 """
 
 from __future__ import annotations
@@ -62,6 +64,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="SQLite cache of every call (default: in the iopo-eval cache dir)",
     )
     g.set_defaults(func=main)
+
+    from iopo_eval.training.databuild import cli as build_cli  # build-data / merge-data (training/databuild/)
+
+    d = tsub.add_parser(
+        "build-data", help="build TRACE-style SFT data, DPO pairs and IOPO quadruples from seeds"
+    )
+    build_cli.add_build_arguments(d)
+    d.set_defaults(func=build_cli.build_main)
+    mg = tsub.add_parser("merge-data", help="merge the --shard folders of a build-data run")
+    build_cli.add_merge_arguments(mg)
+    mg.set_defaults(func=build_cli.merge_main)
 
     from iopo_eval.training.replicate import add_arguments as add_replicate_arguments
 
