@@ -386,9 +386,12 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
                 groups={
                     "task_types": [task_type],
                     "nested": composition,
-                    # Selection instances come in groups of three, one to three levels deep (coherent test).
-                    "selection_group": f"g{i // 3}" if selection else None,
-                    "selection_depth": 1 + (i // 3) % 3 if selection else None,
+                    # Selection instances come in groups of three, one to three levels deep (coherent test:
+                    # a group's depth is its first instance's number of Selection questions); the others
+                    # share upstream's group None, whose first instance has none.
+                    "main_id": i,
+                    "group": f"g{i // 3}" if selection else None,
+                    "selection_questions": 1 + (i // 3) % 3 if selection else 0,
                     "n_questions": k,
                 },
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),

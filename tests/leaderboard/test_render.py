@@ -286,7 +286,7 @@ def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_pat
     from iopo_eval.judging import describe_config
     from iopo_eval.testing.synthetic import SyntheticRun, write_synthetic_run
 
-    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-hardened.yaml").read_text())
     paper_cfg = tmp_path / "paper.yaml"
     paper_cfg.write_text(yaml.safe_dump({**raw, "paper_protocol": True}))
     judges = {
@@ -308,7 +308,7 @@ def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_pat
     build_site([str(tmp_path / r) for r in judges], tmp_path / "site")
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
     qwen, paper = _row_html(index, "run-r-qwen"), _row_html(index, "run-r-paper")
-    assert "Qwen2.5-72B-Instruct @ 127.0.0.1:8000" in qwen and "trace-gpt4o" not in _judge_cell(qwen)
+    assert "Qwen2.5-72B-Instruct @ 127.0.0.1:8000" in qwen and "trace-gpt4o-hardened" not in _judge_cell(qwen)
     assert "not paper-comparable" in qwen and "≠ paper" in qwen
     assert "gpt-4o-2024-08-06 @ api.openai.com" in paper
     assert "not paper-comparable" not in paper and "≠ paper" not in paper
