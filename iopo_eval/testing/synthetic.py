@@ -101,6 +101,7 @@ class JudgeSpec:
     parser: str = "fine_grained_json"
     smoke_test: bool = False
     paper_protocol: bool = True  # the paper's model, prompt and sampling
+    prompt_kind: str = "upstream"  # upstream's prompt (the default judges), "hardened" or "custom"
 
     @property
     def identity_hash(self) -> str:
@@ -119,6 +120,7 @@ class JudgeSpec:
             "endpoint": self.base_url,
             "endpoint_host": urlsplit(self.base_url).netloc,
             "paper_comparable": self.paper_protocol and not self.smoke_test,
+            "prompt_kind": self.prompt_kind,
         }
 
 
