@@ -100,7 +100,7 @@ def check_counting(value: str, where: str) -> Counting:
         raise CountingError(
             f"{where}: CFBench failure counting must be one of {list(COUNTINGS)}, got {value!r}"
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 def run_counting() -> Counting:

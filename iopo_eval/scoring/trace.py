@@ -33,6 +33,7 @@ from iopo_eval.data.trace import TRACE_FILE_KEY, TraceItem, classify, load_trace
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.judges.upstream_prompt import TRACE_INPUT
 from iopo_eval.results import ItemRecord, Metric, MetricSpec
+from iopo_eval.stats import as_pair
 
 SCORING_VERSION = "trace-scoring-2"
 FULL_MARKS = 10.0
@@ -180,7 +181,7 @@ def item_record(
 
 def rule_disagreements(records: Sequence[ItemRecord]) -> Metric:
     """How many scored items the paper's rule and upstream code's rule judge differently (a count)."""
-    flags = [r.values["rules_disagree"] for r in records if "rules_disagree" in r.values]
+    flags = [as_pair(r.values["rules_disagree"])[0] for r in records if "rules_disagree" in r.values]
     return Metric(
         value=float(sum(flags)),
         ci_low=math.nan,

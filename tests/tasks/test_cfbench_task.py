@@ -201,6 +201,12 @@ def test_the_strict_counting_leaves_failed_judgements_unscored(
     assert all(r.extra["counting"] == "strict" for r in read_items(strict_dir / "cfbench.items.jsonl"))
     from iopo_eval.gate import GateOptions, run_gate
 
+    # Rescoring keeps the counting each item was recorded with, whatever the environment now says.
+    monkeypatch.setenv(COUNTING_ENV, "upstream")
+    assert cli_main(["score", "run", str(strict_dir), "-o", str(tmp_path / "rescored")]) == 0
+    rescored, _ = load_results(tmp_path / "rescored")
+    assert rescored.benchmarks["cfbench"].protocol["failure_counting"] == "strict"
+    assert rescored.benchmarks["cfbench"].metrics["csr"].n == 0
     report = run_gate(upstream_dir, strict_dir, GateOptions(iters=50))
     assert any("protocol failure_counting 'upstream' (baseline) vs 'strict'" in p for p in report.problems)
     assert any("--allow-protocol-mismatch" in p for p in report.problems)

@@ -100,7 +100,10 @@ def test_saved_prompts_of_every_trace_and_cfbench_row_are_upstreams(
         for i, (item_id, row) in enumerate(rows.items()):
             line = by_bench[benchmark][item_id]
             assert line["judge"] == f"{benchmark}-gpt4o" and line["role"] == "judge"
-            assert line["messages"] == expected_messages(benchmark, row, response_for(i)), (benchmark, item_id)
+            assert line["messages"] == expected_messages(benchmark, row, response_for(i)), (
+                benchmark,
+                item_id,
+            )
     tasks = {line["task"] for line in lines}
     assert tasks == {"trace_ifs", "trace_ifm", "cfbench"}
 
@@ -116,7 +119,9 @@ def test_a_blank_response_is_saved_as_not_sent(tmp_path: Path, key: None) -> Non
     assert line["item_id"] == first.id and line["messages"] is None and line["not_sent"] == "empty_response"
 
 
-SCRIPTED = register_scripted_lm("iopo-test-saved-prompts", lambda chat, gen: response_for(len(user_turn(chat))))
+SCRIPTED = register_scripted_lm(
+    "iopo-test-saved-prompts", lambda chat, gen: response_for(len(user_turn(chat)))
+)
 
 
 def test_run_dry_run_saves_the_prompts_it_would_send(mirror: Path, tmp_path: Path, key: None) -> None:
@@ -143,3 +148,48 @@ def test_run_dry_run_saves_the_prompts_it_would_send(mirror: Path, tmp_path: Pat
         assert response.startswith(tuple(AWKWARD))
         row = rows[line["benchmark"]][line["item_id"]]
         assert line["messages"] == expected_messages(line["benchmark"], row, response), line["item_id"]
+
+
+COMPLEXBENCH_FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench" / "data_final.json"
+
+
+def test_complexbench_saves_both_judges_prompts_as_upstreams_get_payload(
+    tmp_path: Path, key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every scoring question of the fixture: the yes/no questions under role ``yesno`` (judge
+    ``complexbench-gpt4-1106``), the rule questions under ``extract``, each with the messages upstream's
+    ``get_payload`` builds (its ``_EACH`` prompt for a rule containing "each")."""
+    from iopo_eval.data.complexbench import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(COMPLEXBENCH_FIXTURE))
+    rows = json.loads(COMPLEXBENCH_FIXTURE.read_text(encoding="utf-8"))
+    responses = tmp_path / "complexbench.generations.jsonl"
+    responses.write_text(
+        "".join(
+            json.dumps({"id": str(r["main_id"]), "response": response_for(r["main_id"])}) + "\n" for r in rows
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "prompts.jsonl"
+    argv = ["judge", str(responses), "--dry-run", "--save-prompts", str(out), "-o", str(tmp_path / "runs")]
+    assert cli_main([*argv, "--judge-cache", str(tmp_path / "c.sqlite")]) == 0
+    lines = saved(out)
+    assert len(lines) == sum(len(r["scoring_questions"]) for r in rows)
+    for line in lines:
+        row = rows[int(line["item_id"])]
+        point = int(line["key"].split("#")[1])
+        question = next(q for q in row["scoring_questions"] if q["point_id"] == point)
+        kind = "evaluation" if question["rule"] is None else "extraction"
+        assert line["role"] == {"evaluation": "yesno", "extraction": "extract"}[kind]
+        assert (
+            line["judge"]
+            == {"yesno": "complexbench-gpt4-1106", "extract": "complexbench-extract-gpt4-1106"}[line["role"]]
+        )
+        upstream_line = {
+            "instruction": row["instruction"],
+            "question": question["question"],
+            "rule": question["rule"],
+            "output": response_for(row["main_id"]),
+        }
+        assert line["messages"] == oracle.complexbench_messages(kind, upstream_line), line["key"]
+    assert {line["role"] for line in lines} == {"yesno", "extract"}
