@@ -41,7 +41,9 @@ from iopo_eval.testing.replies import trace_scores
 
 
 def fresh_run(server: BatchServer, items: list, poll: float, max_requests: int, cache: Path) -> dict:
-    config = load_judge_config("trace-gpt4o").with_overrides(base_url=server.base_url, api_key_env=KEY_ENV)
+    config = load_judge_config("trace-gpt4o-hardened").with_overrides(
+        base_url=server.base_url, api_key_env=KEY_ENV
+    )
     before = set(server.batch_ids())
     settings = BatchSettings(poll_interval_s=poll, max_requests=max_requests)
     with JudgeCache(cache) as store:
@@ -82,7 +84,9 @@ def resume_after_kill(server: BatchServer, n: int, poll: float, cache: Path, out
     done_at_kill = server.batch(batch_id)["request_counts"]["completed"]
     server.release()
     submitted_before = sum(server.submitted.values())
-    config = load_judge_config("trace-gpt4o").with_overrides(base_url=server.base_url, api_key_env=KEY_ENV)
+    config = load_judge_config("trace-gpt4o-hardened").with_overrides(
+        base_url=server.base_url, api_key_env=KEY_ENV
+    )
     with JudgeCache(cache) as store:
         t0 = time.monotonic()
         _, report = asyncio.run(

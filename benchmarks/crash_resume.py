@@ -45,7 +45,7 @@ def prepare(folder: Path, n_items: int, concurrency: int) -> tuple[Path, Path]:
             fh.write(
                 json_line({"id": item.id, "response": f"Answer to item {item.id}: {item.description[:80]}"})
             )
-    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-hardened.yaml").read_text(encoding="utf-8"))
     raw.update(
         api_key_env=KEY_ENV,
         template=str(TEMPLATES_DIR / raw["template"]),

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     requests = [judge_request(i, f"Answer to item {i.id}: {i.description[:80]}") for i in items]
 
     def judge(server: OpenAIServer, cache: JudgeCache) -> tuple[list[JudgeOutcome], float, int]:
-        config = resolve_judge_config("trace-gpt4o", base_url=server.base_url).with_overrides(
+        config = resolve_judge_config("trace-gpt4o-hardened", base_url=server.base_url).with_overrides(
             api_key_env=KEY_ENV,
             timeout_s=args.timeout,
             backoff_initial_s=0.01,

@@ -84,7 +84,7 @@ def main() -> int:
     load = os.getloadavg()
     items = synthetic_items(args.items)
     proc, base_url = start_server(args.latency)
-    config = load_judge_config("trace-gpt4o").with_overrides(
+    config = load_judge_config("trace-gpt4o-hardened").with_overrides(
         base_url=base_url, api_key_env=KEY_ENV, max_retries=0
     )
     rows = []

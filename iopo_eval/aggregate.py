@@ -143,7 +143,10 @@ def build_result(
             protocol[prefix] = desc or None
         protocol[f"{prefix}_identity"] = desc.get("identity_hash")
         protocol[f"{prefix}_prompt_version"] = desc.get("prompt_version")
+    if bench.judges and "judge_prompt" not in protocol:
+        protocol["judge_prompt"] = prompt_label(bench, judges)
     protocol.update(protocol_extra or {})
+    protocol["name"] = protocol_name(protocol, judged=bench.judged)
     primary = (
         dict(judges[bench.judges[0].name]) if bench.judges and judges.get(bench.judges[0].name) else None
     )
@@ -163,3 +166,38 @@ def build_result(
         mean_response_chars=mean_response_chars(records),
         skipped_inputs=dict(skipped_inputs or {}),
     )
+
+
+def prompt_label(bench: Benchmark[Any], judges: JudgeDescriptions) -> str:
+    """Which prompts judged: ``upstream``, ``hardened`` or ``custom`` (``describe_config``'s
+    ``prompt_kind``), one word when every judge role agrees, else ``role=kind`` for each role."""
+    kinds = {role.name: _kind(judges.get(role.name) or {}) for role in bench.judges}
+    if len(set(kinds.values())) == 1:
+        return next(iter(kinds.values()))
+    return ", ".join(f"{role}={kind}" for role, kind in kinds.items())
+
+
+# The reply parsers of the bundled hardened templates, for judge descriptions written before
+# ``prompt_kind`` was recorded.
+_HARDENED_PARSERS = frozenset(
+    {"trace_scores", "cfbench_checkpoints", "complexbench_yesno", "complexbench_extract"}
+)
+
+
+def _kind(desc: Mapping[str, Any]) -> str:
+    if desc.get("prompt_kind"):
+        return str(desc["prompt_kind"])
+    parser = str(desc.get("parser") or "")
+    if parser.endswith("_upstream"):
+        return "upstream"
+    return "hardened" if parser in _HARDENED_PARSERS else "unknown"
+
+
+def protocol_name(protocol: Mapping[str, Any], *, judged: bool) -> str:
+    """A result's protocol in a few words, shown per run on the leaderboard: the judge prompt and how
+    failed judgements are counted (e.g. ``upstream prompt, upstream failure counting``)."""
+    if not judged:
+        return "rule-checked"
+    prompt = protocol.get("judge_prompt") or "unknown"
+    counting = protocol.get("failure_counting") or "unknown"
+    return f"{prompt} prompt, {counting} failure counting"

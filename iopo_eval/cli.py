@@ -60,8 +60,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from iopo_eval.data.store import DataError
     from iopo_eval.judges.config import JudgeConfigError
     from iopo_eval.results import ResultsError
+    from iopo_eval.scoring.cfbench import CountingError
 
-    return (DataError, ResultsError, JudgeConfigError, FileNotFoundError)
+    return (DataError, ResultsError, JudgeConfigError, FileNotFoundError, CountingError)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ else). Where a session comes from:
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import threading
@@ -38,6 +39,7 @@ from iopo_eval.text import strip_reasoning
 if TYPE_CHECKING:
     from iopo_eval.embedded import EmbeddedJudgeServer
     from iopo_eval.judges.cache import JudgeCache
+    from iopo_eval.judges.preview import PromptLog
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,14 @@ class JudgeSession:
     progress: bool = True
     allow_embedded: bool = True  # start the embedded smoke-test judge when no endpoint is configured
     generations_dir: Path | None = None  # where responses are saved before judging (a judge crash loses none)
+    save_prompts: Path | None = None  # --save-prompts: every judge request's exact messages, as JSONL
     spent_usd: float = 0.0
     estimates: list[DryRunEstimate] = field(default_factory=list)
     _stack: ExitStack = field(default_factory=ExitStack)
     _configs: dict[str, JudgeConfig] = field(default_factory=dict)
     _cache: JudgeCache | None = None
     _embedded: EmbeddedJudgeServer | None = None
+    _prompt_log: PromptLog | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -189,7 +193,35 @@ class JudgeSession:
         """Public description of each of a benchmark's judges, by role (no key, no secrets)."""
         return {role.name: describe_config(self.config(bench, role)) for role in bench.judges}
 
+    def log_prompts(
+        self, bench: Benchmark[Any], records: Sequence[ItemRecord], requests: Sequence[Sequence[JudgeRequest]]
+    ) -> None:
+        """Append the exact messages of every request to the ``save_prompts`` file (item by item)."""
+        if self.save_prompts is None:
+            return
+        from iopo_eval.judges.preview import PromptLog
+
+        with self._lock:
+            if self._prompt_log is None:
+                self._prompt_log = PromptLog(self.save_prompts)
+        log_file = self._prompt_log
+        for record, asked in zip(records, requests, strict=True):
+            for role in bench.judges:
+                mine = [r for r in asked if (r.judge or bench.judges[0].name) == role.name]
+                if mine:
+                    log_file.write(
+                        benchmark=bench.name,
+                        task=record.task,
+                        item_id=record.item_id,
+                        role=role.name,
+                        config=self.config(bench, role),
+                        requests=mine,
+                    )
+
     def close(self) -> None:
+        if self._prompt_log is not None:
+            self._prompt_log.close()
+            self._prompt_log = None
         if self._cache is not None:
             self._cache.close()
             self._cache = None
@@ -219,6 +251,8 @@ def describe_config(config: JudgeConfig) -> dict[str, Any]:
         "identity_hash": config.identity_hash(),
         "prompt_version": config.prompt_version,
         "template": str(config.template),
+        "prompt": _prompt_name(config),
+        "prompt_kind": prompt_kind(config),
         "parser": config.parser,
         "temperature": config.temperature,
         "top_p": config.top_p,
@@ -226,6 +260,29 @@ def describe_config(config: JudgeConfig) -> dict[str, Any]:
         # The paper's judge (model, prompt, sampling): numbers comparable with the paper's tables.
         "paper_comparable": bool(config.paper_protocol and not config.smoke_test),
     }
+
+
+def prompt_kind(config: JudgeConfig) -> str:
+    """``upstream`` (an upstream evaluator's own prompt), ``hardened`` (the text of one of iopo-eval's
+    bundled templates) or ``custom`` (any other template): the prompt half of a result's protocol name."""
+    if config.prompt is not None:
+        return "upstream"
+    return "hardened" if config.template_text in _bundled_templates() else "custom"
+
+
+@functools.cache
+def _bundled_templates() -> frozenset[str]:
+    from iopo_eval.judges.config import TEMPLATES_DIR
+
+    return frozenset(p.read_text(encoding="utf-8") for p in TEMPLATES_DIR.glob("*.txt"))
+
+
+def _prompt_name(config: JudgeConfig) -> str:
+    if config.prompt is not None:
+        from iopo_eval.judges.upstream_prompt import prompt_ref
+
+        return prompt_ref(config.prompt).describe()
+    return f"template:{Path(config.template).name}"
 
 
 def _needs_embedded(config: JudgeConfig) -> bool:
@@ -259,6 +316,7 @@ def judge_documents(
     cleaned = [strip_reasoning(r) for r in responses]
     outcomes: list[JudgeOutcome] = []
     per_doc: list[int] = []
+    requests: list[list[JudgeRequest]] = []
     if bench.judged:
         if session is None:
             raise ValueError(f"{bench.name} is judged: judging its documents needs a judge session")
@@ -272,6 +330,8 @@ def judge_documents(
         n = per_doc[i] if per_doc else 0
         records.append(bench.record(item, Judged(text, raw, outcomes[pos : pos + n])))
         pos += n
+    if session is not None and session.save_prompts is not None and bench.judged:
+        session.log_prompts(bench, records, requests)
     return records
 
 

@@ -15,9 +15,11 @@ never executed; the rendered text is byte-identical to what upstream's code buil
 
 The fields a request must carry, per spec (``UpstreamPromptSpec.request_fields``):
 
-- ``trace``: ``description``, ``input`` (the row's input, the literal ``"NULL"`` when there is none),
-  ``constraints`` (the row's constraint block), ``constraints_splits`` (the gold list; the reply parser
-  matches scores to it), ``response``; ``prompt`` (the user message) only with ``question: prompt``.
+- ``trace``: ``description``, ``row_input`` (the row's ``input`` as it is: the literal ``"NULL"`` when
+  there is none), ``row_constraints`` (the row's ``constraints`` block), ``constraints_splits`` (the gold
+  list; the reply parser matches scores to it), ``response``; ``prompt`` (the user message) only with
+  ``question: prompt``. The two ``row_`` names keep them apart from the hardened TRACE template's own
+  ``input`` and ``constraints`` fields, which mean something else: one request carries both sets.
 - ``cfbench``: ``prompt``, ``gold``, ``criteria`` (the checkpoint texts, in order), ``response``.
 - ``complexbench-evaluation``: ``instruction``, ``question``, ``response`` (None is sent as upstream sends
   it: the text ``None``).
@@ -79,13 +81,17 @@ class FunctionValue:
 
 @dataclass(frozen=True)
 class TraceQuery:
-    """TRACE's query: ``description``, replaced by ``question`` when ``"NULL" not in question``.
+    """TRACE's query: ``description``, replaced by ``question`` when ``"NULL" not in question``
+    (request fields ``description`` and ``row_input``, plus ``prompt`` for ``question: prompt``).
 
     ``question`` comes from a dataset loader upstream never released; the ``question`` option chooses it
     (see :data:`TRACE_QUESTIONS` and tasks/trace/README.md)."""
 
 
 Source = RequestField | FunctionValue | TraceQuery
+
+# The request field holding a TRACE row's ``input`` as upstream passes it ("NULL" when there is none).
+TRACE_INPUT = "row_input"
 
 # What TRACE's unreleased ``question`` is taken to be. The first is the default (protocols.md §1.4).
 TRACE_QUESTIONS: dict[str, str] = {
@@ -119,6 +125,10 @@ class UpstreamPromptSpec:
     options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> allowed (default first)
     n_expected_field: str | None = None  # a list field whose length is the number of scores; None: 1
     context_fields: tuple[str, ...] = ()  # request fields the reply parser reads (not in the prompt)
+    # The bundled config that asks the same questions with our own (hardened) prompt and a JSON answer:
+    # what the embedded smoke-test judge runs in this prompt's place (a 135M model cannot keep upstream's
+    # free-text reply format; its grammar-constrained JSON always parses).
+    hardened_config: str = ""
 
     @property
     def request_fields(self) -> tuple[str, ...]:
@@ -127,7 +137,7 @@ class UpstreamPromptSpec:
             if isinstance(source, RequestField):
                 names.append(source.name)
             elif isinstance(source, TraceQuery):
-                names.extend(("description", "input"))
+                names.extend(("description", TRACE_INPUT))
         if isinstance(self.locator, ChooseTemplate):
             names.append(self.locator.field)
         names.extend(self.context_fields)
@@ -150,13 +160,14 @@ SPECS: dict[str, UpstreamPromptSpec] = {
             sources={
                 "format_str": FunctionValue("format_str"),
                 "description": TraceQuery(),
-                "constraints": RequestField("constraints"),
+                "constraints": RequestField("row_constraints"),
                 "ans": RequestField("response"),
             },
             parser="trace_upstream",
             options={"question": tuple(TRACE_QUESTIONS)},
             n_expected_field="constraints_splits",
             context_fields=("constraints_splits",),
+            hardened_config="trace-gpt4o-hardened",
         ),
         UpstreamPromptSpec(
             name="cfbench",
@@ -171,6 +182,7 @@ SPECS: dict[str, UpstreamPromptSpec] = {
             },
             parser="cfbench_upstream",
             n_expected_field="criteria",
+            hardened_config="cfbench-gpt4o-hardened",
         ),
         UpstreamPromptSpec(
             name="complexbench-evaluation",
@@ -183,6 +195,7 @@ SPECS: dict[str, UpstreamPromptSpec] = {
                 "question": RequestField("question"),
             },
             parser="complexbench_yesno_upstream",
+            hardened_config="complexbench-gpt4-1106-hardened",
         ),
         UpstreamPromptSpec(
             name="complexbench-extraction",
@@ -200,6 +213,7 @@ SPECS: dict[str, UpstreamPromptSpec] = {
                 "question": RequestField("question"),
             },
             parser="complexbench_extract_upstream",
+            hardened_config="complexbench-extract-gpt4-1106-hardened",
         ),
     )
 }
@@ -428,13 +442,13 @@ def _template_values(
         if isinstance(source, FunctionValue):
             values[name] = loaded.values[source.name]
         elif isinstance(source, TraceQuery):
-            for needed in ("description", "input"):
+            for needed in ("description", TRACE_INPUT):
                 if needed not in fields:
                     raise UpstreamPromptError(f"spec {spec.name!r}: the request has no field {needed!r}")
             prompt = fields.get("prompt")
             values[name] = trace_query(
                 _text(spec, "description", fields["description"]),
-                _text(spec, "input", fields["input"]),
+                _text(spec, TRACE_INPUT, fields[TRACE_INPUT]),
                 _text(spec, "prompt", prompt) if prompt is not None else None,
                 ref.option_values["question"],
             )

@@ -24,6 +24,7 @@ def table_frame(rows: list[MainRow], columns: tuple[Column, ...]) -> pd.DataFram
         record.update(
             judge=row.judge or None,
             not_paper_comparable=row.not_comparable or None,
+            protocol=row.protocol or None,
             smoke_test=row.smoke,
             failures=row.failures,
             mean_response_chars=row.mean_chars,

@@ -45,6 +45,8 @@ class MainRow:
     # Judged benchmarks whose judge is not the paper's (another model, prompt or sampling): their numbers
     # are not comparable with the reported rows.
     not_comparable: str = ""
+    # Each judged benchmark's protocol (judge prompt, failure counting), e.g. "TRACE: upstream prompt, ...".
+    protocol: str = ""
     versions: str = ""
     versions_title: str = ""
     failures: int | None = None
@@ -67,7 +69,8 @@ def metric_cell(m: Metric | None) -> Cell:
 
 def judge_summary(benchmarks: list[BenchmarkResult]) -> tuple[str, str, list[str]]:
     """Short text naming the model(s) that judged and their endpoint hosts, a full tooltip (config,
-    prompt version, identity), and the judged benchmarks whose judge is not the paper's own."""
+    prompt version, identity), and the judged benchmarks whose judge is not the paper's own or whose
+    failed judgements were not counted the paper's way (CFBench's strict counting)."""
     seen: dict[str, str] = {}
     not_paper: list[str] = []
     for b in benchmarks:
@@ -87,11 +90,24 @@ def judge_summary(benchmarks: list[BenchmarkResult]) -> tuple[str, str, list[str
             if x
         )
         seen.setdefault(short, f"{short} ({detail})" if detail else short)
-        if not b.judge.get("paper_comparable"):
+        # The paper's judge, and failed judgements counted as the paper's numbers were counted.
+        if not b.judge.get("paper_comparable") or b.protocol.get("counting_as_paper") is False:
             not_paper.append(b.benchmark)
     if not seen:
         return "rules only", "no LLM judge: rule-verified benchmarks", []
     return " + ".join(seen), "; ".join(seen.values()), not_paper
+
+
+def protocol_summary(benchmarks: list[BenchmarkResult]) -> str:
+    """Each judged benchmark's protocol name (``protocol.name``), for the Judge column's tooltip and the
+    CSV; results written before protocols were named show their judge's prompt version instead."""
+    parts = []
+    for b in benchmarks:
+        if not b.judge:
+            continue
+        name = b.protocol.get("name") or f"prompt {b.judge.get('prompt_version') or 'unknown'}"
+        parts.append(f"{title_of(b.benchmark)}: {name}")
+    return "; ".join(parts)
 
 
 def _host(endpoint: object) -> str:
@@ -111,6 +127,7 @@ def measured_row(run: LoadedRun, columns: tuple[Column, ...]) -> MainRow:
         cells.append(metric_cell(bench.metrics.get(col.metric) if bench else None))
     benches = list(res.benchmarks.values())
     judge, judge_title, not_paper = judge_summary(benches)
+    protocol = protocol_summary(benches)
     versions = [f"{t} v{v}" for b in benches for t, v in sorted(b.tasks.items())]
     fail_detail = [f"{b.benchmark}: {r} {n}" for b in benches for r, n in sorted(b.failures.items())]
     items = sum(b.n_items for b in benches)
@@ -136,8 +153,9 @@ def measured_row(run: LoadedRun, columns: tuple[Column, ...]) -> MainRow:
         cells=cells,
         smoke=res.smoke_test,
         judge=judge,
-        judge_title=judge_title,
+        judge_title=judge_title + (f" · protocol: {protocol}" if protocol else ""),
         not_comparable=", ".join(title_of(b) for b in not_paper),
+        protocol=protocol,
         versions=f"{len(versions)} tasks" if len(versions) > 2 else ", ".join(versions),
         versions_title="; ".join(versions),
         failures=sum(b.n_failed for b in benches),
@@ -249,12 +267,15 @@ def benchmark_section(bench: BenchmarkResult, items_script: str) -> BenchmarkSec
         if "/" not in n and n not in bench.headline
     ]
     facts: list[tuple[str, str]] = [
+        ("protocol", str(bench.protocol.get("name") or "not named (written before protocols were named)")),
         ("items", f"{bench.n_scored} scored of {bench.n_items}"),
         ("tasks", ", ".join(f"{t} v{v}" for t, v in sorted(bench.tasks.items())) or "–"),
     ]
     if bench.judge:
         facts.append(("judge", "; ".join(f"{k}={_fmt_protocol(v)}" for k, v in bench.judge.items())))
-    facts.extend((f"protocol {k}", _fmt_protocol(v)) for k, v in sorted(bench.protocol.items()))
+    facts.extend(
+        (f"protocol {k}", _fmt_protocol(v)) for k, v in sorted(bench.protocol.items()) if k != "name"
+    )
     if _finite(bench.mean_response_chars):
         facts.append(("mean response length", f"{bench.mean_response_chars:.0f} characters"))
     c = bench.cost

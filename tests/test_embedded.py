@@ -244,7 +244,7 @@ def test_server_trace_judgement_parses(server: EmbeddedJudgeServer) -> None:
 def test_embedded_judge_config_points_at_the_server(server: EmbeddedJudgeServer) -> None:
     from iopo_eval.judges.config import load_judge_config
 
-    base = load_judge_config("trace-gpt4o")
+    base = load_judge_config("trace-gpt4o-hardened")
     cfg = embedded_judge_config(base, server)
     assert cfg.base_url == server.base_url
     assert cfg.model == server.model_name

@@ -24,8 +24,15 @@ from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
 from iopo_eval.testing.scripted_lm import register_scripted_lm, user_turn
+from iopo_eval.testing.upstream_replies import (
+    is_trace_upstream,
+    read_trace_prompt,
+    trace_constraints,
+    trace_reply,
+)
 
 CANARY = "sk-canary-7f3e9a1b2c4d"
+UNMATCHED = 'Fine Grained Score: [{"a": 10, "b": 10}]\nConstraints Overall Score: [[10]]'
 
 
 def verdict(prompt: str) -> str:
@@ -36,8 +43,16 @@ register_scripted_lm("iopo-test-scripted", lambda chat, gen: f"{verdict(user_tur
 
 
 def judge_reply(request: dict[str, Any]) -> str:
-    """A judge that gives 10 to every constraint of a GOOD response and 7 to the last one of a BAD one."""
+    """A judge that gives 10 to every constraint of a GOOD response and 7 to the last one of a BAD one:
+    in upstream's format for upstream's prompt (the default judge), in JSON for the hardened one."""
     text = request["messages"][-1]["content"]
+    if is_trace_upstream(text):
+        asked = read_trace_prompt(text)
+        constraints = trace_constraints(asked.constraints)
+        scores = [10.0] * len(constraints)
+        if "GOOD" not in asked.response:
+            scores[-1] = 7.0
+        return trace_reply(constraints, scores)
     n = int(re.search(r"exactly (\d+) entries", text).group(1))
     response = re.search(r"<response-(\w+)>\n(.*?)\n</response-\1>", text, re.S).group(2)
     scores = [10] * n
@@ -85,8 +100,16 @@ def test_trace_end_to_end(
     assert trace.metrics["if_m"].value == pytest.approx(if_m)
     assert trace.n_items == 2 * limit and trace.n_failed == 0
     assert trace.cost.calls == 2 * limit and trace.cost.cache_hits == 0
-    assert trace.tasks == {"trace_ifs": 1.0, "trace_ifm": 1.0}
+    assert trace.tasks == {"trace_ifs": 2.0, "trace_ifm": 2.0}
     assert trace.judge["model"] == "gpt-4o-2024-08-06" and not trace.smoke_test
+    assert (
+        trace.judge["paper_comparable"]
+        and trace.protocol["name"] == "upstream prompt, strict failure counting"
+    )
+    # The overall score is the minimum here, so upstream code's rule (overall == 10) agrees with the
+    # paper's (every constraint at 10) on every item.
+    assert trace.metrics["if_s_upstream"].value == pytest.approx(if_s)
+    assert trace.metrics["rule_disagreements"].value == 0.0
     assert judge_server.calls == 2 * limit
     # The API key reached the server as a bearer token, and nowhere else.
     assert any(
@@ -127,7 +150,9 @@ def test_trace_end_to_end(
 
 def test_failed_judgements_are_counted_not_scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    with OpenAIServer(reply='{"constraints": [], "overall": 10}') as server:
+    # Two fine-grained scores for a one-constraint instruction: they cannot be matched, so the overall of
+    # 10 counts for nothing (upstream's code would have read it as followed).
+    with OpenAIServer(reply=UNMATCHED) as server:
         session = JudgeSession(
             base_url=server.base_url, cache_path=tmp_path / "c.sqlite", allow_embedded=False, progress=False
         )
@@ -184,7 +209,7 @@ def test_model_under_test_behind_an_openai_compatible_server(
 
     def reply(request: dict[str, Any]) -> str:
         text = request["messages"][-1]["content"]
-        return judge_reply(request) if "exactly" in text and "entries" in text else "GOOD: served answer"
+        return judge_reply(request) if is_trace_upstream(text) else "GOOD: served answer"
 
     with OpenAIServer(reply=reply) as server:
         spec = resolve_model(
@@ -218,7 +243,7 @@ def test_cli_exit_code_says_when_items_are_left_unscored(
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
     cache = tmp_path / "c.sqlite"
     common = ["--judge-cache", str(cache), "--no-embedded-judge"]
-    with OpenAIServer(reply='{"constraints": [], "overall": 10}') as broken:
+    with OpenAIServer(reply=UNMATCHED) as broken:
         argv = ["run", "--model", "iopo-test-scripted", "--tasks", "trace_ifs", "--limit", "2"]
         code = cli_main([*argv, "-o", str(tmp_path / "runs"), "--judge-base-url", broken.base_url, *common])
     out = capsys.readouterr().out

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 REWRITE_CONFIG = "builder-rewrite-gpt4o"
 RESPOND_CONFIG = "builder-respond-gpt4o"
-JUDGE_CONFIG = "trace-gpt4o"
+JUDGE_CONFIG = "trace-gpt4o-hardened"
 NO_INPUT = "(none)"  # what the TRACE judge is shown for a task without input (as in scoring.trace)
 _NUMBER = re.compile(r"^\s*\d+\s*[.、)]\s*")
 

@@ -50,6 +50,20 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
         "--judge-cache", metavar="FILE", help="SQLite judge cache (default: in the iopo-eval cache dir)"
     )
     g.add_argument(
+        "--cfbench-counting",
+        choices=("upstream", "strict"),
+        help="how CFBench counts a judgement that fails after the retries: upstream (default, the paper's: "
+        "upstream's fallback reading, unreadable replies scored 0) or strict (a failure, not scored); "
+        "sets $IOPO_EVAL_CFBENCH_COUNTING, recorded in the results' protocol",
+    )
+    g.add_argument(
+        "--save-prompts",
+        metavar="FILE",
+        type=Path,
+        help="write every judge prompt as a JSON line (benchmark, item_id, role, judge, exact messages); "
+        "with --dry-run, what a real run would send",
+    )
+    g.add_argument(
         "--no-embedded-judge",
         action="store_true",
         help="fail instead of starting the embedded smoke-test judge when no endpoint or key is configured",
@@ -57,7 +71,14 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def session_from_args(args: argparse.Namespace) -> JudgeSession:
-    """The run's judge session, from the judge flags (``--judge`` unset: ``$IOPO_EVAL_JUDGE``)."""
+    """The run's judge session, from the judge flags (``--judge`` unset: ``$IOPO_EVAL_JUDGE``).
+
+    ``--cfbench-counting`` is a scoring choice, not a judge setting: it goes into the environment
+    variable that CFBench's scoring reads (as a plain ``lm_eval`` run would set it), for this process."""
+    if getattr(args, "cfbench_counting", None):
+        from iopo_eval.scoring.cfbench import COUNTING_ENV
+
+        os.environ[COUNTING_ENV] = args.cfbench_counting
     return JudgeSession(
         config_name=args.judge or os.environ.get(ENV_JUDGE) or None,
         base_url=args.judge_base_url,
@@ -67,6 +88,7 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
         budget_usd=args.budget,
         dry_run=args.dry_run,
         allow_embedded=not args.no_embedded_judge,
+        save_prompts=getattr(args, "save_prompts", None),
     )
 
 

@@ -136,14 +136,11 @@ def register_cfbench(ssub: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--allow-partial", action="store_true", help="score a file that covers only some items"
     )
     parser.add_argument(
-        "--drop-fallback-zeros",
-        action="store_true",
-        help="reproduce upstream's fallback bug that drops every 0 score (for comparison only)",
-    )
-    parser.add_argument(
-        "--failed-as-zero",
-        action="store_true",
-        help="score unreadable judge replies 0 on every metric as upstream does (default: count them as failures)",
+        "--counting",
+        choices=("upstream", "strict"),
+        default="upstream",
+        help="upstream (default, the paper's): the fallback keeps only the 1s and unreadable replies score 0, "
+        "as upstream's script does; strict: the fallback keeps its zeros and unreadable replies are failures",
     )
     parser.set_defaults(func=score_cfbench)
     return parser
@@ -160,8 +157,7 @@ def score_cfbench(args: argparse.Namespace) -> int:
             args.judged,
             out_dir,
             args.data_mirror,
-            keep_zeros=not args.drop_fallback_zeros,
-            failed_as_zero=args.failed_as_zero,
+            counting=args.counting,
             allow_partial=args.allow_partial,
         )
     except (DataError, JudgedFileError) as exc:

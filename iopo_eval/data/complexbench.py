@@ -97,9 +97,16 @@ class Instance:
 
     @property
     def nested(self) -> str:
-        """The combination of composition types the instruction nests, e.g. "And+Selection"; "Single"
-        for an instruction without composition."""
-        return "+".join(sorted(self.composition_types)) or "Single"
+        """The nesting label of upstream's aggregation: the instruction's composition types sorted and
+        joined by "_", repeats kept ("And_And_Selection"); "Single" where upstream's label is the empty
+        string (an instruction without composition)."""
+        return "_".join(sorted(self.composition_types)) or "Single"
+
+    @property
+    def selection_questions(self) -> int:
+        """How many of its questions carry the Selection composition type: upstream's coherent test takes
+        a group's depth from this number for the group's first instance (``get_selection_depth``)."""
+        return sum("Selection" in q.composition_types for q in self.scoring_questions)
 
     @property
     def selection_depth(self) -> int | None:
@@ -144,7 +151,7 @@ def _compositions(row: dict[str, Any], where: str) -> tuple[str, ...]:
             raise DataError(
                 f"{where}: unknown composition type {t!r} (known: {', '.join(COMPOSITION_TYPES)})"
             )
-    return tuple(dict.fromkeys(types))
+    return tuple(types)  # repeats kept: upstream's aggregation counts every entry
 
 
 def parse_question(raw: Any, where: str) -> Question:
@@ -169,7 +176,8 @@ def parse_question(raw: Any, where: str) -> Question:
         question=text,
         question_en=_optional_str(raw, "question_en", where),
         rule=rule,
-        constraint_dimensions=tuple(dict.fromkeys(canonical_dimension(d, where) for d in dims)),
+        # Repeats kept: upstream's aggregation counts a question once per listed dimension.
+        constraint_dimensions=tuple(canonical_dimension(d, where) for d in dims),
         composition_types=_compositions(raw, where),
         dep=tuple(dict.fromkeys(dep)),
     )

@@ -33,7 +33,13 @@ def embedded_judge_config(base: JudgeConfig, server: ServedModel) -> JudgeConfig
     tens of seconds for a long judgement, hence the generous timeout. The name changes too, so a
     judgement of the embedded judge is never mistaken for one of ``base``. Every template field is cut
     to fit the server's context window (see ``FIELD_CHAR_LIMIT``).
+
+    A judge with an upstream evaluator's own prompt (the benchmarks' defaults) is replaced by its spec's
+    hardened counterpart (``UpstreamPromptSpec.hardened_config``): upstream's formats are free text, which
+    a 135M model does not keep to (the run would be all judge failures), while the hardened prompt's JSON
+    answer is enforced by the server's grammar. The name says which prompt ran.
     """
+    base = smoke_counterpart(base)
     truncation = dict(base.truncation)
     for name in template_fields(base.template_text):
         truncation[name] = min(truncation.get(name, FIELD_CHAR_LIMIT), FIELD_CHAR_LIMIT)
@@ -51,3 +57,13 @@ def embedded_judge_config(base: JudgeConfig, server: ServedModel) -> JudgeConfig
         # The server never rate-limits; a retry mostly repeats a slow failure.
         max_retries=min(base.max_retries, 1),
     )
+
+
+def smoke_counterpart(base: JudgeConfig) -> JudgeConfig:
+    """``base`` itself, or for an upstream-prompt judge the bundled hardened config of the same questions."""
+    if base.prompt is None:
+        return base
+    from iopo_eval.judges.config import load_judge_config
+    from iopo_eval.judges.upstream_prompt import prompt_ref
+
+    return load_judge_config(prompt_ref(base.prompt).spec.hardened_config)

@@ -16,7 +16,7 @@ from iopo_eval.data.cfbench import CFBenchItem, load_cfbench, parse_row
 from iopo_eval.data.rows import read_json_list
 from iopo_eval.data.store import DataError, sha256_of
 from iopo_eval.results import ItemRecord, RunResults, write_single_run
-from iopo_eval.scoring.cfbench import CFBENCH, upstream_record
+from iopo_eval.scoring.cfbench import CFBENCH, Counting, check_counting, counting_flags, upstream_record
 
 
 class JudgedFileError(ValueError):
@@ -73,13 +73,15 @@ def score_judged_file(
     out_dir: Path,
     mirror: str | None = None,
     *,
-    keep_zeros: bool = True,
-    failed_as_zero: bool = False,
+    counting: Counting = "upstream",
     allow_partial: bool = False,
     bootstrap_iters: int = 1000,
 ) -> tuple[RunResults, list[ItemRecord]]:
     """Score a file judged by upstream's script, with no judge calls; write results.json and the items
-    JSONL under ``out_dir``. Every CFBench item must be present unless ``allow_partial``."""
+    JSONL under ``out_dir``. Every CFBench item must be present unless ``allow_partial``. ``counting``:
+    ``upstream`` (the fallback's zeros dropped, unreadable replies scored 0, as upstream's script does) or
+    ``strict`` (zeros kept, unreadable replies counted as failures)."""
+    keep_zeros, failed_as_zero = counting_flags(check_counting(counting, "score cfbench"))
     rows = read_judged_file(path)
     data = load_cfbench(mirror=mirror)
     _check_against_data(path, rows, data)

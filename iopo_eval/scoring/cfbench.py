@@ -4,19 +4,29 @@
 Per item: CSR = mean of the 0/1 scores rounded to 2 decimals; ISR = 1 iff CSR == 1; PSR by the
 priority rules in ``item_scores``. Dataset metrics are plain means of the rounded per-item values.
 Two sources of verdicts:
-- our judge (the ``cfbench_checkpoints`` JSON parser): every judgement that parses is a strict parse;
-  a judgement that fails after the engine's retries is counted as a failure, never scored;
+- a judge of this run (the default ``cfbench-gpt4o``: upstream's prompt and strict reading; or the hardened
+  ``cfbench-gpt4o-hardened``): every judgement that parses is a strict parse; a judgement that still fails
+  after the engine's retries is counted by the run's **failure counting** (below);
 - files judged with upstream's own script (``iopo-eval score cfbench --judged FILE``): the stored
   ``judge_response`` is read again exactly as upstream reads it (``parse_cfbench_upstream``: checkpoint
-  texts compared verbatim), keeping the zeros that upstream's fallback drops unless asked not to (see
-  tasks/cfbench/README.md).
+  texts compared verbatim), strictly, else by the fallback, counted the same way.
+
+Failure counting (tasks/cfbench/README.md), chosen per run (``--cfbench-counting``, or
+``$IOPO_EVAL_CFBENCH_COUNTING`` for a plain ``lm_eval`` run) and recorded on every item and in the
+results' protocol:
+- ``upstream`` (the default, the paper's): a reply that fails the strict reading in every round is read by
+  upstream's fallback, which keeps only the 1s (state "0"), or scores 0 when it keeps nothing (state "-1",
+  a failed call included: upstream's reply is then the text "Error"); the item is still counted as a
+  judge failure (``failures``), with values;
+- ``strict``: such a judgement is a failure and is not scored; a judged file's fallback keeps its zeros.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from iopo_eval.benchmark import (
     Benchmark,
@@ -31,13 +41,19 @@ from iopo_eval.benchmark import (
 )
 from iopo_eval.data.cfbench import CFBenchItem, load_cfbench, parse_row
 from iopo_eval.data.registry import get_file
-from iopo_eval.judges.parse_cfbench_upstream import FAILED, FALLBACK, STRICT, parse_upstream_reply
+from iopo_eval.judges.parse_cfbench_upstream import (
+    FAILED,
+    FALLBACK,
+    STRICT,
+    after_retries,
+    parse_upstream_reply,
+)
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import ItemRecord, MetricSpec
 
 BENCHMARK = "cfbench"
 TASK = "cfbench"
-SCORING_VERSION = "cfbench-scoring-1"
+SCORING_VERSION = "cfbench-scoring-2"
 DEFAULT_JUDGE = "cfbench-gpt4o"
 NO_REFERENCE = "（无参考答案）"  # the template tells the judge to ignore a reference block saying this
 PASS_THRESHOLD = 0.8  # upstream's "> 0.8" for CSR and for the primary/secondary blend
@@ -54,6 +70,49 @@ METRICS = (
     ),
 )
 BREAKDOWN_PREFIXES = ("type/", "priority/")
+
+# ---------------------------------------------------------------- failure counting
+
+Counting = Literal["upstream", "strict"]
+COUNTINGS: tuple[Counting, ...] = ("upstream", "strict")  # the first is the default
+COUNTING_ENV = "IOPO_EVAL_CFBENCH_COUNTING"
+COUNTING_PROTOCOL: dict[str, dict[str, str]] = {
+    "upstream": {
+        "failure_counting": "upstream",
+        "fallback_zeros": "dropped",
+        "failed_judgements": "read by upstream's fallback after the retries (only its 1s kept); "
+        "nothing readable scored 0, as upstream does; counted in failures too",
+    },
+    "strict": {
+        "failure_counting": "strict",
+        "fallback_zeros": "kept",
+        "failed_judgements": "counted as failures, not scored",
+    },
+}
+
+
+class CountingError(ValueError):
+    """An unknown failure counting (the message names where it came from)."""
+
+
+def check_counting(value: str, where: str) -> Counting:
+    if value not in COUNTINGS:
+        raise CountingError(
+            f"{where}: CFBench failure counting must be one of {list(COUNTINGS)}, got {value!r}"
+        )
+    return value
+
+
+def run_counting() -> Counting:
+    """The failure counting of this run: ``$IOPO_EVAL_CFBENCH_COUNTING`` (set by ``--cfbench-counting``),
+    else upstream's."""
+    value = os.environ.get(COUNTING_ENV)
+    return check_counting(value, f"${COUNTING_ENV}") if value else COUNTINGS[0]
+
+
+def counting_flags(counting: Counting) -> tuple[bool, bool]:
+    """(keep_zeros, failed_as_zero) of a failure counting."""
+    return (False, True) if counting == "upstream" else (True, False)
 
 
 # ---------------------------------------------------------------- per-item metrics (pure)
@@ -129,15 +188,22 @@ def item_values(item: CFBenchItem, scores: Sequence[float], state: str = STRICT)
 
 
 def judge_request(item: CFBenchItem, response: str) -> JudgeRequest:
-    """The judge sees the instruction, the gold answer (when there is one), the response and the
-    numbered checkpoints, in upstream's order."""
+    """One request carrying the fields of both prompts: upstream's (``cfbench`` spec: the row's ``prompt``,
+    its ``gold`` as it is, even when empty, and the checkpoint texts as ``criteria``) and the hardened
+    template's (``instruction``, ``reference`` with a stand-in when there is no gold answer, and the
+    numbered ``checkpoints``); both show the instruction, reference, response and checkpoints in
+    upstream's order."""
+    texts = [c.text for c in item.criteria]
     return JudgeRequest(
         key=item.id,
         fields={
+            "prompt": item.prompt,
+            "gold": item.gold,
+            "criteria": list(texts),
             "instruction": item.prompt,
             "reference": item.gold if item.has_gold else NO_REFERENCE,
             "response": response,
-            "checkpoints": [c.text for c in item.criteria],
+            "checkpoints": list(texts),
         },
         n_expected=len(item.criteria),
     )
@@ -159,14 +225,23 @@ def _checkpoint_rows(item: CFBenchItem) -> list[list[str]]:
 
 
 def item_record(
-    item: CFBenchItem, response: str, outcome: JudgeOutcome, raw_response: str | None = None
+    item: CFBenchItem,
+    response: str,
+    outcome: JudgeOutcome,
+    raw_response: str | None = None,
+    counting: Counting = "upstream",
 ) -> ItemRecord:
-    """The record of an item judged by our judge: a parsed judgement is always a strict parse."""
+    """The record of an item judged in this run: a parsed judgement is always a strict parse; one that
+    failed after the retries is counted by ``counting`` (module docstring)."""
     scores = effective_scores(outcome, len(item.criteria))
-    ok = scores is not None
-    extra: dict[str, Any] = {"checkpoints": _checkpoint_rows(item)}
-    if ok:
-        extra["parse_state"] = STRICT
+    state: str | None = STRICT if scores is not None else None
+    extra: dict[str, Any] = {"checkpoints": _checkpoint_rows(item), "counting": counting}
+    if scores is None and outcome.status == "failed" and counting == "upstream":
+        # Upstream's reading after its last round: the fallback's 1s, or [0] when nothing is readable.
+        fallback = after_retries(outcome.raw, keep_zeros=False)
+        scores, state = fallback.scores, fallback.state
+    if state is not None:
+        extra["parse_state"] = state
     if outcome.error_kind == "empty_response":
         extra["empty_response"] = True
     if raw_response is not None and raw_response != response:
@@ -175,8 +250,8 @@ def item_record(
         benchmark=BENCHMARK,
         task=TASK,
         item_id=item.id,
-        status=status_of(outcome, ok),
-        values=item_values(item, scores, STRICT) if scores is not None else {},
+        status=status_of(outcome, outcome.status == "ok" or outcome.error_kind == "empty_response"),
+        values=item_values(item, scores, state) if scores is not None and state is not None else {},
         groups=_groups(item),
         response=response,
         judge=outcome.to_json(),
@@ -189,9 +264,15 @@ def item_record(
 
 def upstream_protocol(extra: dict[str, Any]) -> dict[str, Any]:
     failed_as_zero = bool(extra.get("failed_as_zero"))
+    zeros = extra.get("fallback_zeros", "kept")
+    counting = {("dropped", True): "upstream", ("kept", False): "strict"}.get(
+        (zeros, failed_as_zero), "custom"
+    )
     return {
         "judge_source": "upstream judged file (judge_response parsed with upstream's rules)",
-        "fallback_zeros": extra.get("fallback_zeros", "kept"),
+        "judge_prompt": "upstream",  # the file was judged by upstream's script, with its own prompt
+        "failure_counting": counting,
+        "fallback_zeros": zeros,
         "failed_judgements": "scored 0 as upstream does"
         if failed_as_zero
         else "counted as failures, not scored",
@@ -297,12 +378,22 @@ class CFBench(Benchmark[CFBenchItem]):
         return [judge_request(item, response)]
 
     def record(self, item: CFBenchItem, judged: Judged) -> ItemRecord:
-        return item_record(item, judged.response, judged.outcomes[0], judged.raw_response)
+        return item_record(item, judged.response, judged.outcomes[0], judged.raw_response, run_counting())
 
     def rescore(self, item: CFBenchItem, stored: ItemRecord) -> ItemRecord:
         """Items judged by upstream's script are read again from their stored ``judge_response``."""
         if stored.extra.get("judge_format") != "upstream":
-            return super().rescore(item, stored)
+            # The counting the run chose travels with each item; an item of an older run has none and
+            # is counted as this run would count it.
+            counting = stored.extra.get("counting")
+            judged = Judged.stored(stored)
+            return item_record(
+                item,
+                judged.response,
+                judged.outcomes[0],
+                judged.raw_response,
+                check_counting(counting, f"cfbench item {item.id}") if counting else run_counting(),
+            )
         judge = judgements_of(stored)
         return upstream_record(
             item,
@@ -314,15 +405,21 @@ class CFBench(Benchmark[CFBenchItem]):
         )
 
     def protocol(self, records: Sequence[ItemRecord], docs: Sequence[Doc]) -> dict[str, Any]:
+        countings = {str(r.extra["counting"]) for r in records if "counting" in r.extra}
+        if len(countings) > 1:
+            raise CountingError(f"CFBench items counted in different ways in one result: {sorted(countings)}")
+        counting = check_counting(countings.pop(), "cfbench items") if countings else run_counting()
         out = {
             "data_sha256": get_file(DATA_KEY).sha256,
             "rounding": "per-item CSR and secondary mean rounded to 2 decimals (Python round), then plain means",
-            "fallback_zeros": "kept",
-            "failed_judgements": "counted as failures, not scored",
+            **COUNTING_PROTOCOL[counting],
+            # The paper's numbers were counted upstream's way; the leaderboard marks other runs.
+            "counting_as_paper": counting == "upstream",
         }
         upstream = [r for r in records if r.extra.get("judge_format") == "upstream"]
         if upstream:
             out.update(upstream_protocol(upstream[0].extra))
+            out["counting_as_paper"] = out["failure_counting"] == "upstream"
         return out
 
 

@@ -41,7 +41,7 @@ from iopo_eval.scoring.complexbench_rules import (
     uses_each_prompt,
 )
 
-SCORING_VERSION = "complexbench-scoring-2"
+SCORING_VERSION = "complexbench-scoring-3"
 DEFAULT_JUDGE = "complexbench-gpt4-1106"
 DEFAULT_EXTRACT_JUDGE = "complexbench-extract-gpt4-1106"
 
@@ -105,8 +105,10 @@ def docs_for(language: str, mirror: str | None = None, data_file: str | None = N
 
 
 def judge_requests(instance: Instance, language: str, response: str) -> list[JudgeRequest]:
-    """One request per scoring question, in order; rule questions ask the extraction judge (with the field
-    ``mode``), the others the yes/no judge."""
+    """One request per scoring question, in order; rule questions ask the extraction judge, the others the
+    yes/no judge. The fields serve both prompts: ``instruction``, ``question`` (the task's language) and
+    ``response`` for both; an extraction request adds ``rule`` (upstream's prompt picks its ``_EACH``
+    variant by it) and ``mode`` (the same choice, for the hardened template)."""
     instruction = instance.prompt(language)
     out = []
     for q in instance.scoring_questions:
@@ -116,6 +118,7 @@ def judge_requests(instance: Instance, language: str, response: str) -> list[Jud
             "question": q.text(language),
         }
         if q.rule is not None:
+            fields["rule"] = q.rule
             fields["mode"] = "each" if uses_each_prompt(q.rule) else "whole"
         out.append(
             JudgeRequest(
@@ -132,10 +135,12 @@ def judge_requests(instance: Instance, language: str, response: str) -> list[Jud
 
 
 def rule_segments(response: str, outcome: JudgeOutcome) -> list[str]:
-    """The segments a rule question's extraction gives the rules. A JSON answer (our extraction prompt)
-    maps directly: ``all`` is the response, ``none`` nothing, segments stripped. Any other reply, and the
-    reply of a failed judgement, is read by upstream's ``preprocess`` (no reply at all: nothing)."""
-    if outcome.status == "ok" and is_structured_extraction(outcome.raw):
+    """The segments a rule question's extraction gives the rules. A JSON answer of the hardened extraction
+    prompt (its parser stores the scope and segments as the reasons) maps directly: ``all`` is the
+    response, ``none`` nothing, segments stripped. Any other reply (upstream's prompt, the default: its
+    parser keeps the raw text), and the reply of a failed judgement, is read by upstream's ``preprocess``
+    (no reply at all: nothing)."""
+    if outcome.status == "ok" and outcome.reasons and is_structured_extraction(outcome.raw):
         scope, segments = decode_extraction(outcome.reasons)
         if scope == "all":
             return [response]
@@ -249,19 +254,25 @@ def item_record(
         item_id=item_id(instance, language),
         status=status,
         values=values,
-        groups={
-            "category": instance.category,
-            "category_family": instance.category_family,
-            "task_types": list(instance.task_types),
-            "nested": instance.nested,
-            "selection_group": instance.group if instance.selection_depth is not None else None,
-            "selection_depth": instance.selection_depth,
-            "n_questions": n,
-        },
+        groups=record_groups(instance),
         response=response,
         judge=judge_blob,
         extra=extra,
     )
+
+
+def record_groups(instance: Instance) -> dict[str, Any]:
+    """What an instance's record says about it: its labels, and what the coherent test groups by."""
+    return {
+        "category": instance.category,
+        "category_family": instance.category_family,
+        "task_types": list(instance.task_types),
+        "nested": instance.nested,
+        "main_id": instance.main_id,
+        "group": instance.group,  # the coherent test's grouping (upstream's), None included
+        "selection_questions": instance.selection_questions,
+        "n_questions": len(instance.scoring_questions),
+    }
 
 
 class ComplexBench(Benchmark[Instance]):
@@ -310,11 +321,15 @@ class ComplexBench(Benchmark[Instance]):
             "data_sha256": _one_digest({doc.get("data_sha256") for doc in docs}),
             "dependency_rule": "judge_rely = own verdict AND raw verdicts of direct dependencies",
             "rule_checker": "upstream con_rule.decompose_judge and rule_based_evaluation.preprocess semantics",
-            "failure_counting": "upstream: a failed judgement is read from its reply text as upstream reads "
-            "any reply (none: yes/no 'no', rule on no segments); drfr_judged leaves such instances out",
+            "failure_counting": "upstream",
+            "failed_judgements": "read from the reply text as upstream reads any reply (none: yes/no 'no', "
+            "rule on no segments); drfr_judged leaves such instances out",
             "unknown_rule": "2: fails drfr/category/task_type/nested, passes dimension/group/composition and "
             "the coherent test, never fails a dependant",
-            "coherent_test": "group-level; groups with an instance without values left out; no interval",
+            "aggregation": "upstream aggregation.py: group/dimension/composition once per listed entry, "
+            "nesting label with repeats",
+            "coherent_test": "upstream grouping: by group value, depth = Selection questions of the group's "
+            "first instance; groups with an instance without values left out; no interval",
         }
 
     def extra_metrics(self, records: Sequence[ItemRecord]) -> dict[str, Metric]:

@@ -7,11 +7,19 @@
   fails a dependant (only a dependency that is False does), it is not a pass for DRFR and the category,
   task-type and nesting breakdowns (which test ``== True``), and it is a pass for the dimension, group
   and composition breakdowns and the coherent test (which test truthiness, or ``== False``).
-- The coherent test is group-level, so it is computed from the item records rather than per item.
+- Breakdowns count as upstream's ``aggregation.py`` counts: a question once per listed dimension in
+  ``dimension/`` *and* ``group/`` (two Structure dimensions: twice in ``group/Structure``), once per
+  listed composition type in ``composition/``, repeats included; the nesting label keeps repeated
+  composition types (``nested/And_And_Selection``).
+- The coherent test is group-level, so it is computed from the item records rather than per item, with
+  upstream's grouping: every instance by its ``group`` value (instances without one form one group too),
+  and a group's depth is the number of Selection questions of its first instance (lowest ``main_id``):
+  depth 1, depth 2 or more, or (0) not in the test.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -55,8 +63,7 @@ def item_values(instance: Instance, rely: Mapping[int, Verdict]) -> dict[str, An
         _add(table, f"nested/{instance.nested}", ok)
         for dim in q.constraint_dimensions:
             _add(table, f"dimension/{dim}", truthy)
-        for group in dict.fromkeys(DIMENSION_GROUPS[d] for d in q.constraint_dimensions):
-            _add(table, f"group/{group}", truthy)
+            _add(table, f"group/{DIMENSION_GROUPS[dim]}", truthy)
         for comp in q.composition_types:
             _add(table, f"composition/{comp}", truthy)
     values: dict[str, Any] = dict(table)
@@ -75,7 +82,8 @@ def _metric(value: float, n: int, label: str) -> Metric:
 
 
 def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
-    """The coherent test over Selection groups, for depth 1, depth >= 2 and all depths.
+    """The coherent test for depth 1, depth >= 2 and all depths, grouped as upstream groups (module
+    docstring): records by their ``group`` value, each group's depth taken from its first instance.
 
     origin = share of instances (in complete groups) whose questions all pass; coherent = share of
     groups whose instances all pass; relative_drop = (origin - coherent) / origin. A group with an
@@ -83,13 +91,14 @@ def coherent_metrics(records: Iterable[ItemRecord]) -> dict[str, Metric]:
     so origin and coherent always cover the same instances; ``n`` says how many instances / groups were
     counted. Instances whose failed judgements were counted upstream's way are in, as upstream's are."""
     groups: dict[str, list[ItemRecord]] = {}
-    depth_of: dict[str, int] = {}
     for rec in records:
-        group, depth = rec.groups.get("selection_group"), rec.groups.get("selection_depth")
-        if group is None or depth is None:
-            continue
-        groups.setdefault(str(group), []).append(rec)
-        depth_of[str(group)] = max(depth_of.get(str(group), 0), int(depth))
+        if "selection_questions" not in rec.groups:
+            continue  # not a ComplexBench instance record
+        groups.setdefault(json.dumps(rec.groups.get("group")), []).append(rec)
+    depth_of = {
+        key: int(min(recs, key=lambda r: int(r.groups["main_id"])).groups["selection_questions"])
+        for key, recs in groups.items()
+    }
     complete = {g: recs for g, recs in groups.items() if all("all_pass" in r.values for r in recs)}
     out: dict[str, Metric] = {}
     for name, wanted in DEPTHS:

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--trace", action="store_true", help="all TRACE rows from the data mirror")
     source.add_argument("--synthetic", type=int, metavar="N")
-    p.add_argument("--config", default="trace-gpt4o")
+    p.add_argument("--config", default="trace-gpt4o-hardened")
     p.add_argument("--poll", type=float, default=0.05, help="seconds between status checks")
     p.add_argument("--max-requests", type=int, default=50_000)
     p.add_argument("--fallback", choices=("batch", "sync"), default="batch")

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from iopo_eval.testing.upstream_replies import is_trace_upstream, read_trace_prompt, trace_reply
+
 _BLOCK = r"<{name}-([0-9a-f]{{16}})>\n(.*?)\n</{name}-\1>"
 _NUMBERED = re.compile(r"^\s*(\d+)\.\s+(.*)$")
 
@@ -55,6 +57,11 @@ def block(prompt: str, name: str) -> str:
 
 def numbered(text: str) -> list[str]:
     return [m.group(2).strip() for line in text.splitlines() if (m := _NUMBERED.match(line))]
+
+
+def bare(constraint: str) -> str:
+    """A constraint without the "N. " of TRACE's row schema (the judge's template may number it again)."""
+    return _NUMBERED.sub(r"\2", constraint).strip()
 
 
 def step_of(request: dict[str, Any]) -> str:
@@ -92,7 +99,8 @@ class ScriptedBuilder:
 
     def __call__(self, request: dict[str, Any]) -> str:
         prompt = request["messages"][-1]["content"]
-        step = step_of(request)
+        # The default TRACE judge asks in upstream's prompt and free-text format (no response schema).
+        step = "judge" if is_trace_upstream(prompt) else step_of(request)
         body_key = hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()
         with self._lock:
             self.by_step[step] += 1
@@ -169,12 +177,23 @@ class ScriptedBuilder:
         marks = [mark(c) for c in constraints if _u("follow", c, seed, prompt) < self.follow_rate]
         return f"A scripted answer (sample {seed}). " + " ".join(marks)
 
+    def _judge_upstream(self, prompt: str, request: dict[str, Any]) -> str:
+        asked = read_trace_prompt(prompt)
+        splits = [line for line in asked.constraints.splitlines() if line.strip()]
+        scores = [self._score(bare(s), asked.response) for s in splits]
+        return trace_reply(splits, scores)
+
+    def _score(self, constraint: str, response: str) -> float:
+        return 10 if mark(constraint) in response else (_h("score", constraint, response) % 20) / 2
+
     def _judge(self, prompt: str, request: dict[str, Any]) -> str:
-        constraints = numbered(block(prompt, "constraints"))
+        if is_trace_upstream(prompt):
+            return self._judge_upstream(prompt, request)
+        constraints = [bare(c) for c in numbered(block(prompt, "constraints"))]
         response = block(prompt, "response")
         entries: list[dict[str, Any]] = []
         for i, c in enumerate(constraints, start=1):
-            score = 10 if mark(c) in response else (_h("score", c, response) % 20) / 2
+            score = self._score(c, response)
             entries.append({"index": i, "reason": "scripted", "score": score})
         return json.dumps({"constraints": entries, "overall": min(e["score"] for e in entries)})
 

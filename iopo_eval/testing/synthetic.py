@@ -101,6 +101,7 @@ class JudgeSpec:
     parser: str = "fine_grained_json"
     smoke_test: bool = False
     paper_protocol: bool = True  # the paper's model, prompt and sampling
+    prompt_kind: str = "upstream"  # upstream's prompt (the default judges), "hardened" or "custom"
 
     @property
     def identity_hash(self) -> str:
@@ -119,6 +120,7 @@ class JudgeSpec:
             "endpoint": self.base_url,
             "endpoint_host": urlsplit(self.base_url).netloc,
             "paper_comparable": self.paper_protocol and not self.smoke_test,
+            "prompt_kind": self.prompt_kind,
         }
 
 
@@ -386,9 +388,12 @@ def _complexbench_items(spec: SyntheticRun, n: int) -> list[ItemRecord]:
                 groups={
                     "task_types": [task_type],
                     "nested": composition,
-                    # Selection instances come in groups of three, one to three levels deep (coherent test).
-                    "selection_group": f"g{i // 3}" if selection else None,
-                    "selection_depth": 1 + (i // 3) % 3 if selection else None,
+                    # Selection instances come in groups of three, one to three levels deep (coherent test:
+                    # a group's depth is its first instance's number of Selection questions); the others
+                    # share upstream's group None, whose first instance has none.
+                    "main_id": i,
+                    "group": f"g{i // 3}" if selection else None,
+                    "selection_questions": 1 + (i // 3) % 3 if selection else 0,
                     "n_questions": k,
                 },
                 response=_response(oc.run_rng, spec.response_chars, spec.response_marker),

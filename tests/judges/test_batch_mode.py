@@ -47,7 +47,7 @@ def bconfig(bserver: BatchServer, monkeypatch: pytest.MonkeyPatch) -> JudgeConfi
     monkeypatch.setenv(KEY_ENV, "sk-batch-secret-0123456789")
     for name in ("IOPO_EVAL_JUDGE", "IOPO_EVAL_JUDGE_BASE_URL", "IOPO_EVAL_JUDGE_MODEL"):
         monkeypatch.delenv(name, raising=False)
-    return resolve_judge_config("trace-gpt4o", base_url=bserver.base_url).with_overrides(
+    return resolve_judge_config("trace-gpt4o-hardened", base_url=bserver.base_url).with_overrides(
         api_key_env=KEY_ENV, backoff_initial_s=0.01, backoff_max_s=0.05, timeout_s=5.0, max_retries=1
     )
 

@@ -12,7 +12,7 @@ from iopo_eval.judges.config import CONFIGS_DIR
 
 
 def bundled() -> dict[str, object]:
-    return yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
+    return yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-hardened.yaml").read_text())
 
 
 def write(tmp_path: Path, data: dict[str, object], name: str = "judge.yaml") -> Path:
@@ -21,8 +21,8 @@ def write(tmp_path: Path, data: dict[str, object], name: str = "judge.yaml") -> 
     return path
 
 
-def test_default_config_is_pinned_gpt4o_with_structured_outputs() -> None:
-    cfg = load_judge_config("trace-gpt4o")
+def test_hardened_config_is_pinned_gpt4o_with_structured_outputs() -> None:
+    cfg = load_judge_config("trace-gpt4o-hardened")
     assert cfg.model == "gpt-4o-2024-08-06"
     assert cfg.temperature == 0.0 and cfg.response_format == "json_schema"
     assert (cfg.price.input_per_mtok, cfg.price.output_per_mtok) == (2.5, 10.0)
@@ -76,7 +76,7 @@ def test_template_path_relative_to_the_config_file(tmp_path: Path) -> None:
 
 
 def test_identity_hash_ignores_endpoint_key_and_throughput_settings() -> None:
-    cfg = load_judge_config("trace-gpt4o")
+    cfg = load_judge_config("trace-gpt4o-hardened")
     same = cfg.with_overrides(
         base_url="http://127.0.0.1:1/v1", api_key_env="OTHER_KEY", concurrency=3, timeout_s=1.0, max_retries=0
     )
@@ -95,7 +95,7 @@ def test_identity_hash_ignores_endpoint_key_and_throughput_settings() -> None:
 def test_identity_hash_follows_the_template_text(tmp_path: Path) -> None:
     text = (CONFIGS_DIR.parent / "templates" / "trace_judge_v1.txt").read_text()
     (tmp_path / "t.txt").write_text(text + "\nOne more sentence.")
-    cfg = load_judge_config("trace-gpt4o")
+    cfg = load_judge_config("trace-gpt4o-hardened")
     assert cfg.with_overrides(template=str(tmp_path / "t.txt")).identity_hash() != cfg.identity_hash()
 
 
@@ -105,13 +105,17 @@ def test_resolve_applies_env_then_explicit_overrides(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("IOPO_EVAL_JUDGE_MODEL", "env-model")
     cfg = resolve_judge_config()
     assert (cfg.name, cfg.base_url, cfg.model) == ("smollm2-smoke", "http://127.0.0.1:9/v1", "env-model")
-    cfg = resolve_judge_config("trace-gpt4o", model="flag-model")
-    assert (cfg.name, cfg.base_url, cfg.model) == ("trace-gpt4o", "http://127.0.0.1:9/v1", "flag-model")
+    cfg = resolve_judge_config("trace-gpt4o-hardened", model="flag-model")
+    assert (cfg.name, cfg.base_url, cfg.model) == (
+        "trace-gpt4o-hardened",
+        "http://127.0.0.1:9/v1",
+        "flag-model",
+    )
 
 
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(JudgeConfigError, match="api_key"):
-        load_judge_config("trace-gpt4o").with_overrides(api_key="sk-nope")
+        load_judge_config("trace-gpt4o-hardened").with_overrides(api_key="sk-nope")
 
 
 def test_paper_protocol_survives_only_overrides_that_cannot_change_a_judgement(tmp_path: Path) -> None:

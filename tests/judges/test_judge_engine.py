@@ -69,7 +69,7 @@ def test_cache_reopened_in_another_process(
         cache = JudgeCache(sys.argv[1])
         record = cache.get({key!r})
         requests = [JudgeRequest(**r) for r in json.loads(sys.argv[2])]
-        config = load_judge_config("trace-gpt4o").with_overrides(
+        config = load_judge_config("trace-gpt4o-hardened").with_overrides(
             base_url={DEAD_ENDPOINT!r}, api_key_env="IOPO_TEST_JUDGE_KEY", max_retries=0)
         run = judge_batch(requests, config, cache, progress=False)
         print(json.dumps({{"raw": record.raw, "scores": record.scores, "calls": run.calls,
@@ -211,7 +211,7 @@ def test_missing_key_for_the_openai_api_is_a_clear_error(
     from iopo_eval.judges import JudgeConfigError, load_judge_config
 
     monkeypatch.delenv("IOPO_TEST_ABSENT_KEY", raising=False)
-    config = load_judge_config("trace-gpt4o").with_overrides(api_key_env="IOPO_TEST_ABSENT_KEY")
+    config = load_judge_config("trace-gpt4o-hardened").with_overrides(api_key_env="IOPO_TEST_ABSENT_KEY")
     with pytest.raises(JudgeConfigError, match="IOPO_TEST_ABSENT_KEY"):
         judge_batch(make_requests(1), config, cache, progress=False)
     # A dry run needs no key.

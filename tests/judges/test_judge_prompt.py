@@ -18,7 +18,7 @@ FIELDS = {
 
 
 def trace_template() -> str:
-    return load_judge_config("trace-gpt4o").template_text
+    return load_judge_config("trace-gpt4o-hardened").template_text
 
 
 def test_trace_template_renders_every_field_and_the_count() -> None:

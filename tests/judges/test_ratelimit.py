@@ -113,7 +113,7 @@ def test_acquire_sleeps_until_its_slot_and_a_cancelled_wait_gives_it_back() -> N
 
 
 def test_one_limiter_per_judge_endpoint_model_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = resolve_judge_config("trace-gpt4o", base_url="http://127.0.0.1:9/v1")
+    config = resolve_judge_config("trace-gpt4o-hardened", base_url="http://127.0.0.1:9/v1")
     limits = RateLimitSettings(requests_per_minute=500, tokens_per_minute=30_000)
     assert limiter_for(config, None) is None and limiter_for(config, RateLimitSettings()) is None
     shared = limiter_for(config, limits)
@@ -145,7 +145,7 @@ def judge_all(client: JudgeClient, config: JudgeConfig, prompts: list[tuple[str,
 def test_pacing_meets_far_fewer_429s_with_every_call_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, "sk-test")
     rpm, burst = 6000, 0.2  # the server takes 100 calls a second, 20 at once; each call takes 20 ms
-    config0 = resolve_judge_config("trace-gpt4o", base_url="http://127.0.0.1:9/v1").with_overrides(
+    config0 = resolve_judge_config("trace-gpt4o-hardened", base_url="http://127.0.0.1:9/v1").with_overrides(
         api_key_env=KEY_ENV, max_retries=40, backoff_initial_s=0.05, backoff_max_s=0.5, timeout_s=10.0
     )
     # All 100 calls start at once (the engine would hold at most the config's concurrency in flight).

@@ -63,7 +63,9 @@ def test_index_cells_show_each_runs_metrics(site: Path, small_runs: dict[str, Pa
         assert f'data-col="chars" data-v="{chars:.1f}"' in row
         usd = sum(b.cost.usd for b in results.benchmarks.values())
         assert f"${usd:.2f}" in row
-        assert "trace_ifs v1.0" in html.unescape(row)  # task versions in the tooltip
+        assert "trace_ifs v2.0" in html.unescape(row)  # task versions in the tooltip
+        # Each judged benchmark's protocol, in the Judge column's tooltip.
+        assert "protocol: TRACE: upstream prompt, strict failure counting" in html.unescape(row)
 
 
 def test_the_table_as_csv_beside_the_page(site: Path, small_runs: dict[str, Path]) -> None:
@@ -286,16 +288,18 @@ def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_pat
     from iopo_eval.judging import describe_config
     from iopo_eval.testing.synthetic import SyntheticRun, write_synthetic_run
 
-    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text())
-    paper_cfg = tmp_path / "paper.yaml"
-    paper_cfg.write_text(yaml.safe_dump({**raw, "paper_protocol": True}))
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-hardened.yaml").read_text())
+    hardened_cfg = tmp_path / "hardened.yaml"
+    hardened_cfg.write_text(yaml.safe_dump(raw))
     judges = {
         "r-qwen": describe_config(
             resolve_judge_config(
-                str(paper_cfg), base_url="http://127.0.0.1:8000/v1", model="Qwen2.5-72B-Instruct"
+                "trace-gpt4o", base_url="http://127.0.0.1:8000/v1", model="Qwen2.5-72B-Instruct"
             )
         ),
-        "r-paper": describe_config(resolve_judge_config(str(paper_cfg))),
+        "r-paper": describe_config(resolve_judge_config("trace-gpt4o")),
+        # GPT-4o with our own hardened prompt: the paper's model, not its prompt.
+        "r-hardened": describe_config(resolve_judge_config(str(hardened_cfg))),
     }
     for run_id, judge in judges.items():
         run = tmp_path / run_id
@@ -312,6 +316,45 @@ def test_judge_column_names_the_model_that_judged_and_flags_other_judges(tmp_pat
     assert "not paper-comparable" in qwen and "≠ paper" in qwen
     assert "gpt-4o-2024-08-06 @ api.openai.com" in paper
     assert "not paper-comparable" not in paper and "≠ paper" not in paper
+    hardened = _row_html(index, "run-r-hardened")
+    assert "gpt-4o-2024-08-06 @ api.openai.com" in hardened and "≠ paper" in hardened
+
+
+def test_the_protocol_of_each_run_is_shown_and_strict_cfbench_counting_is_flagged(tmp_path: Path) -> None:
+    """The Judge column's tooltip, the CSV and the run page name each benchmark's protocol; a CFBench run
+    counted strictly (not as the paper's numbers were) is marked not paper-comparable, judge or not."""
+    import csv
+
+    from iopo_eval.testing.synthetic import SyntheticRun, write_synthetic_run
+
+    for run_id in ("r-upstream", "r-strict"):
+        run = tmp_path / run_id
+        benchmarks = {"trace": 20, "cfbench": 20}
+        write_synthetic_run(
+            run, SyntheticRun(run_id, seed=2, benchmarks=benchmarks, run_id=run_id, bootstrap_iters=10)
+        )
+        results = json.loads((run / "results.json").read_text())
+        protocol = results["benchmarks"]["cfbench"]["protocol"]
+        assert (
+            protocol["name"] == "upstream prompt, upstream failure counting" and protocol["counting_as_paper"]
+        )
+        if run_id == "r-strict":
+            protocol.update(failure_counting="strict", counting_as_paper=False)
+            protocol["name"] = "upstream prompt, strict failure counting"
+        (run / "results.json").write_text(json.dumps(results))
+    site = tmp_path / "site"
+    build_site([str(tmp_path / "r-upstream"), str(tmp_path / "r-strict")], site)
+    index = (site / "index.html").read_text(encoding="utf-8")
+    upstream, strict = _row_html(index, "run-r-upstream"), _row_html(index, "run-r-strict")
+    assert "≠ paper" not in upstream and "≠ paper" in strict
+    assert "CFBench: upstream prompt, strict failure counting" in html.unescape(strict)
+    with (site / "leaderboard.csv").open(encoding="utf-8", newline="") as fh:
+        rows = {row["model"]: row for row in csv.DictReader(fh)}
+    assert rows["r-upstream"]["protocol"] == (
+        "TRACE: upstream prompt, strict failure counting; CFBench: upstream prompt, upstream failure counting"
+    )
+    page = next((site / "runs").glob("*r-strict*.html")).read_text(encoding="utf-8")
+    assert "<dt>protocol</dt><dd>upstream prompt, strict failure counting</dd>" in html.unescape(page)
 
 
 def _judge_cell(row: str) -> str:

@@ -44,7 +44,7 @@ def write_generations(
 
 def judge_config_file(folder: Path, **overrides: Any) -> Path:
     """The bundled trace-gpt4o judge with short timeouts and waits, as a YAML file (what users do)."""
-    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-hardened.yaml").read_text(encoding="utf-8"))
     raw.update(
         name="trace-gpt4o-test",
         api_key_env=KEY_ENV,

@@ -85,7 +85,7 @@ def test_all_trace_items_survive_a_kill_while_polling_and_equal_synchronous_mode
     assert len(batch) == 1042 and all(row["status"] == "ok" for row in batch.values())
 
     requests = trace_requests()
-    config = load_judge_config("trace-gpt4o").with_overrides(api_key_env=KEY_ENV)
+    config = load_judge_config("trace-gpt4o-hardened").with_overrides(api_key_env=KEY_ENV)
     monkeypatch.setenv(KEY_ENV, "sk-loopback")
     with OpenAIServer(hashed_scores) as sync_server, JudgeCache(tmp_path / "sync.sqlite") as sync_cache:
         run = judge_batch(

@@ -84,7 +84,9 @@ def test_judged_file_is_scored_with_upstreams_rules_keeping_zeros(
     path, chosen = fixture
     miss = chosen["primary_miss"]
     miss_csr = round((len(miss.criteria) - 1) / len(miss.criteria), 2)
-    run, records = score_judged_file(path, tmp_path / "out", allow_partial=True, bootstrap_iters=20)
+    run, records = score_judged_file(
+        path, tmp_path / "out", allow_partial=True, counting="strict", bootstrap_iters=20
+    )
     result = run.benchmarks["cfbench"]
     by_id = {r.item_id: r for r in records}
     assert [r.item_id for r in records] == sorted(by_id, key=int)
@@ -120,7 +122,7 @@ def test_upstreams_quirks_can_be_reproduced_for_comparison(
     miss = chosen["primary_miss"]
     miss_csr = round((len(miss.criteria) - 1) / len(miss.criteria), 2)
     run, records = score_judged_file(
-        path, tmp_path / "out", allow_partial=True, keep_zeros=False, failed_as_zero=True, bootstrap_iters=20
+        path, tmp_path / "out", allow_partial=True, counting="upstream", bootstrap_iters=20
     )
     by_id = {r.item_id: r for r in records}
     # Dropping the zero turns the fallback item into a perfect one, as upstream reads it ...
@@ -141,11 +143,29 @@ def test_cli_scores_and_rescoring_the_run_reproduces_it(
 ) -> None:
     path, _ = fixture
     out = tmp_path / "cli"
+    # By default upstream's counting: the reading agrees with what upstream's script stored.
     assert cli_main(["score", "cfbench", "--judged", str(path), "-o", str(out), "--allow-partial"]) == 0
     printed = capsys.readouterr().out
     assert "parse states: strict 2, fallback 1, unreadable 1" in printed
-    assert "differ from this reading: 1" in printed
+    assert "differ from this reading: 0" in printed
+    assert load_results(out)[0].benchmarks["cfbench"].protocol["failure_counting"] == "upstream"
+    # The strict counting keeps the fallback's zero, so that item reads differently from upstream's.
+    out = tmp_path / "strict"
+    args = [
+        "score",
+        "cfbench",
+        "--judged",
+        str(path),
+        "-o",
+        str(out),
+        "--allow-partial",
+        "--counting",
+        "strict",
+    ]
+    assert cli_main(args) == 0
+    assert "differ from this reading: 1" in capsys.readouterr().out
     first, _ = load_results(out)
+    assert first.benchmarks["cfbench"].protocol["failure_counting"] == "strict"
     # `iopo-eval score run` re-reads the stored judge replies with the same rules.
     assert cli_main(["score", "run", str(out), "-o", str(tmp_path / "again")]) == 0
     again, _ = load_results(tmp_path / "again")

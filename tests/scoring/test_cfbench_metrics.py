@@ -145,6 +145,7 @@ def test_dataset_metrics_are_plain_means_of_rounded_item_values() -> None:
             item,
             "回答",
             outcome(item.id, None if s is None else [float(x) for x in s], "ok" if s else "failed"),
+            counting="strict",
         )
         for item, s in zip(items, judged, strict=True)
     ]
@@ -164,4 +165,41 @@ def test_dataset_metrics_are_plain_means_of_rounded_item_values() -> None:
     assert result.headline == ["csr", "isr", "psr"]
     assert result.n_items == 5 and result.n_scored == 4 and result.failures == {"wrong_count": 1}
     assert records[4].status == "judge_failed" and records[4].values == {}
-    assert result.protocol["fallback_zeros"] == "kept"
+    assert result.protocol["fallback_zeros"] == "kept" and result.protocol["failure_counting"] == "strict"
+
+
+def test_upstream_counting_reads_a_failed_judgement_as_upstreams_script_does() -> None:
+    """After the retries upstream keeps only the fallback's 1s (state "0"), or scores [0] (state "-1")
+    when nothing is readable, a failed call included (its reply is then "Error"). The item is still a
+    recorded judge failure, with values."""
+    item = make_item(7, "hard", [(PRIMARY, "内容约束"), (SECONDARY, "格式约束"), (SECONDARY, "格式约束")])
+    texts = [c.text for c in item.criteria]
+    # Single newlines: the strict reading fails; the fallback keeps the two 1s and drops the 0.
+    fallback = "\n".join(f"{c}\t{s}" for c, s in zip(texts, (1, 0, 1), strict=True))
+    cases = {
+        "fallback": JudgeOutcome(key="7", status="failed", raw=fallback, error_kind="wrong_count"),
+        "unreadable": JudgeOutcome(key="7", status="failed", raw="无法评估", error_kind="wrong_count"),
+        "no reply": JudgeOutcome(key="7", status="failed", raw=None, error_kind="timeout"),
+    }
+    got = {name: item_record(item, "回答", o, counting="upstream") for name, o in cases.items()}
+    fb = got["fallback"]
+    assert fb.extra["parse_state"] == "0" and fb.status == "judge_failed"
+    assert (fb.values["csr"], fb.values["isr"], fb.values["psr"]) == (1.0, 1.0, 1.0)  # upstream's quirk
+    assert "priority/primary" not in fb.values  # the fallback's scores are not aligned with checkpoints
+    for name in ("unreadable", "no reply"):
+        rec = got[name]
+        assert rec.extra["parse_state"] == "-1" and rec.status == "judge_failed"
+        assert (rec.values["csr"], rec.values["isr"], rec.values["psr"]) == (0.0, 0.0, 0.0)
+    # The strict counting leaves every one of them unscored.
+    for o in cases.values():
+        assert item_record(item, "回答", o, counting="strict").values == {}
+    # Not judged at all (dry run, budget) is never scored under either counting.
+    skipped = JudgeOutcome(key="7", status="skipped", error_kind="budget_exhausted")
+    assert item_record(item, "回答", skipped, counting="upstream").status == "not_judged"
+    assert item_record(item, "回答", skipped, counting="upstream").values == {}
+    result = build_result(CFBENCH, list(got.values()), task_versions={"cfbench": 2.0}, bootstrap_iters=20)
+    assert (
+        result.protocol["failure_counting"] == "upstream" and result.protocol["fallback_zeros"] == "dropped"
+    )
+    assert result.metrics["csr"].value == pytest.approx(100 / 3) and result.n_scored == 0
+    assert result.failures == {"wrong_count": 2, "timeout": 1}

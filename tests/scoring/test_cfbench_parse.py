@@ -97,7 +97,7 @@ def config(server: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> JudgeConfig
     monkeypatch.setenv(KEY_ENV, "sk-test-not-secret")
     for name in ("IOPO_EVAL_JUDGE", "IOPO_EVAL_JUDGE_BASE_URL", "IOPO_EVAL_JUDGE_MODEL"):
         monkeypatch.delenv(name, raising=False)
-    return resolve_judge_config("cfbench-gpt4o", base_url=server.base_url).with_overrides(
+    return resolve_judge_config("cfbench-gpt4o-hardened", base_url=server.base_url).with_overrides(
         api_key_env=KEY_ENV,
         backoff_initial_s=0.01,
         backoff_max_s=0.05,

@@ -221,8 +221,8 @@ def test_drfr_and_breakdowns_on_the_fixture() -> None:
         "category_family/Selection": 13 / 18,  # 3/3 + 1/4 + 4/4 + 3/4 + 2/3
         "task_type/Professional Writing": 6 / 8,  # instances 0 (3/4), 2 (3/3), 6 (0/1)
         "task_type/Task-oriented Role Play": 9 / 11,  # 4/4 + 3/4 + 2/3
-        "nested/Chain+Selection": 7 / 8,
-        "nested/Nested+Selection": 2 / 3,  # the 2 fails here
+        "nested/Chain_Selection": 7 / 8,  # upstream's label: sorted types joined by "_"
+        "nested/Nested_Selection": 2 / 3,  # the 2 fails here
         "nested/Single": 0.0,
         "composition/And": 4 / 7,  # instance 0: 3 of 4; instance 3: points 1-3 -> 1 of 3
         "composition/Chain": 5 / 8,  # 1#1-3: 1/3; 4#1-2: 2/2; 5#1-3: 2/3
@@ -230,9 +230,10 @@ def test_drfr_and_breakdowns_on_the_fixture() -> None:
         # truthiness test makes it): 1/1
         "composition/Selection": 7 / 8,
         "composition/Nested": 2 / 2,
-        # 0#1 T, 0#3 F, 1#1-2 F F, 1#3 T (End with + Punctuation: counted once), 2#1-2 T T, 3#1 F, 3#2 F,
-        # 3#3 T, 4#3 T, 5#2 T, 7#1 (2: a pass) and 7#2 T -> 9 of 14
-        "group/Structure": 9 / 14,
+        # 0#1 T, 0#3 F, 1#1-2 F F, 1#3 T T (End with + Punctuation: counted once per dimension, as
+        # upstream's aggregation counts), 2#1-2 T T, 3#1 F, 3#2 F, 3#3 T, 4#3 T, 5#2 T, 7#1 (2: a pass) and
+        # 7#2 T -> 10 of 15
+        "group/Structure": 10 / 15,
         "group/Lexical": 5 / 6,
         "group/Utility": 1 / 3,
         "group/Semantic": 3 / 4,  # 0#0 T, 5#3 T, 6#0 F, 7#0 T
@@ -244,7 +245,7 @@ def test_drfr_and_breakdowns_on_the_fixture() -> None:
     for name, value in expected.items():
         assert metric(result, name) == pytest.approx(100 * value), name
     assert result.protocol["data_sha256"] == "abc"
-    assert result.protocol["scoring_version"] == "complexbench-scoring-2"
+    assert result.protocol["scoring_version"] == "complexbench-scoring-3"
     assert result.headline == ["drfr"]
     assert result.n_scored == 8 and result.failures == {}
 
@@ -253,14 +254,18 @@ def test_coherent_test_per_depth() -> None:
     result = build_result(
         cb.COMPLEXBENCH, scored_records(), task_versions={"complexbench": 2.0}, bootstrap_iters=10
     )
-    # depth 1: group g1 = instances 2 (pass) and 3 (fail)
-    assert metric(result, "coherent/depth_1/origin") == pytest.approx(50.0)
-    assert metric(result, "coherent/depth_1/coherent") == pytest.approx(0.0)
-    assert metric(result, "coherent/depth_1/relative_drop") == pytest.approx(100.0)
-    # depth >= 2: g2 = instances 4 (pass), 5 (fail); g3 = instance 7 (pass: its 2 is no failure)
-    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(100 * 2 / 3)
-    assert metric(result, "coherent/depth_2plus/coherent") == pytest.approx(50.0)
-    assert metric(result, "coherent/depth_2plus/relative_drop") == pytest.approx(25.0)
+    # Upstream's grouping: a group's depth is the number of Selection questions of its first instance.
+    # g1's first instance (2, category Selection_1) has three, so g1 is "multiple"; g2's first (4) has
+    # two; g3's first (7) has one; the instances without a group (0, 1, 6) form one group whose first
+    # instance (0) has none, which leaves it out.
+    # depth 1: g3 = instance 7 (pass: its 2 is no failure)
+    assert metric(result, "coherent/depth_1/origin") == pytest.approx(100.0)
+    assert metric(result, "coherent/depth_1/coherent") == pytest.approx(100.0)
+    assert metric(result, "coherent/depth_1/relative_drop") == pytest.approx(0.0)
+    # depth >= 2: g1 = instances 2 (pass), 3 (fail); g2 = instances 4 (pass), 5 (fail)
+    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(50.0)
+    assert metric(result, "coherent/depth_2plus/coherent") == pytest.approx(0.0)
+    assert metric(result, "coherent/depth_2plus/relative_drop") == pytest.approx(100.0)
     # all depths: 3 of 5 instances, 1 of 3 groups; drop (0.6 - 1/3) / 0.6
     assert metric(result, "coherent/all/origin") == pytest.approx(60.0)
     assert metric(result, "coherent/all/coherent") == pytest.approx(100 / 3)
@@ -292,9 +297,10 @@ def test_failed_judgements_count_as_upstream_counts_them_and_are_recorded() -> N
     assert metric(result, "drfr_judged") == pytest.approx(100 * 11 / 19)
     assert result.metrics["drfr_judged"].n == 6 and result.metrics["drfr"].n == 8
     assert result.failures == {"parse_error": 1, "server_error": 1} and result.n_scored == 6
-    # Both stay in the coherent test (as in upstream's): 7 now fails, so depth >= 2 has 4 (pass), 5 and 7.
-    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(100 / 3)
-    assert metric(result, "coherent/depth_2plus/coherent") == pytest.approx(0.0)
+    # Both stay in the coherent test (as in upstream's): 7 (g3, depth 1) now fails.
+    assert metric(result, "coherent/depth_1/origin") == pytest.approx(0.0)
+    assert metric(result, "coherent/depth_1/coherent") == pytest.approx(0.0)
+    assert metric(result, "coherent/depth_2plus/origin") == pytest.approx(50.0)
     # A judgement never made (dry run, budget cap) leaves the instance without values.
     skipped = [JudgeOutcome(key="x", status="skipped", error_kind="budget_exhausted")] * 4
     rec = cb.item_record(inst4, "zh", "complexbench", "r", skipped)
@@ -450,7 +456,10 @@ def test_malformed_replies_through_the_loopback_server(
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-complexbench")
     with OpenAIServer(reply=_reply_by_question) as server:
         results = {}
-        for name, prefix in (("complexbench-gpt4-1106", "Q"), ("complexbench-extract-gpt4-1106", "E")):
+        for name, prefix in (
+            ("complexbench-gpt4-1106-hardened", "Q"),
+            ("complexbench-extract-gpt4-1106-hardened", "E"),
+        ):
             config = load_judge_config(name).with_overrides(base_url=server.base_url, max_retries=0)
             reqs = [
                 cb.JudgeRequest(

@@ -112,3 +112,65 @@ def test_an_empty_response_is_rated_zero_not_dropped(items: dict[str, TraceItem]
     assert result.metrics["if_s"].value == pytest.approx(50.0)  # not 100: silence cannot raise the rate
     assert result.metrics["empty_response"].value == pytest.approx(50.0)
     assert result.failures == {}
+
+
+def test_the_papers_rule_and_upstream_codes_rule_are_both_reported(items: dict[str, TraceItem]) -> None:
+    """Headline IF by the paper's rule (every constraint at 10, from the fine-grained scores); upstream
+    code's rule (overall == 10) beside it, and how many items the two judge differently. The overall is
+    used as upstream reads it: no range check (99 is not 10), none when it did not parse (not followed);
+    mean_overall leaves out overalls outside 0-10 instead of averaging them in."""
+    singles = _pick(items, 1, 5)
+    pairs = _pick(items, 2, 3)
+    outcomes = [
+        ok(singles[0].id, [10], 10),  # both rules: followed
+        ok(singles[1].id, [10], 9),  # paper: followed; upstream: not (overall 9)
+        ok(singles[2].id, [8], 10),  # paper: not; upstream: followed
+        ok(singles[3].id, [10], None),  # the overall did not parse: upstream, not followed
+        ok(singles[4].id, [10], 99.0),  # outside 0-10 (upstream does not range-check): not 10
+        ok(pairs[0].id, [10, 10], 10),
+        ok(pairs[1].id, [10, 9], 10),  # paper: not; upstream: followed
+        ok(pairs[2].id, [7, 7], 7),
+    ]
+    by_id = {i.id: i for i in [*singles, *pairs]}
+    records = [item_record(by_id[o.key], "answer", o) for o in outcomes]
+    result = build_result(TRACE, records, task_versions={"trace_ifs": 2.0, "trace_ifm": 2.0})
+    m = result.metrics
+    assert m["if_s"].value == pytest.approx(100 * 4 / 5) and m["if_s_upstream"].value == pytest.approx(40.0)
+    assert m["if_m"].value == pytest.approx(100 / 3) and m["if_m_upstream"].value == pytest.approx(200 / 3)
+    assert m["if_all"].value == pytest.approx(100 * 5 / 8)
+    assert m["if_all_upstream"].value == pytest.approx(100 * 4 / 8)
+    assert m["rule_disagreements"].value == 5 and m["rule_disagreements"].n == 8
+    assert math.isnan(m["rule_disagreements"].ci_low) and m["rule_disagreements"].scale == 1.0
+    assert m["overall_unparsed"].value == pytest.approx(100 / 8)
+    assert m["overall_out_of_range"].value == pytest.approx(100 / 7) and m["overall_out_of_range"].n == 7
+    assert m["mean_overall"].value == pytest.approx((10 + 9 + 10 + 10 + 10 + 7) / 6)
+    assert m["mean_overall"].n == 6
+    assert result.headline == ["if_s", "if_m"]
+    assert result.protocol["failure_counting"] == "strict"
+    assert result.protocol["upstream_rule"].startswith("overall == 10")
+    # lm-eval reports each task's rate by both rules.
+    first = TRACE.lm_eval_values(records[1])
+    assert first["if_s"] == 1.0 and first["if_s_upstream"] == 0.0
+
+
+def test_an_empty_response_fails_both_rules(items: dict[str, TraceItem]) -> None:
+    """No judge is asked (the engine's rule): every constraint 0 and no overall, so neither rule follows
+    it; nothing is counted as an unparsed overall, since no reply was read."""
+    single = _pick(items, 1, 1)[0]
+    empty = JudgeOutcome(key=single.id, status="failed", error_kind="empty_response", error="empty")
+    rec = item_record(single, "", empty)
+    assert rec.values["if_s"] == 0.0 and rec.values["if_s_upstream"] == 0.0
+    assert rec.values["rules_disagree"] == 0.0 and "overall_unparsed" not in rec.values
+
+
+def test_request_carries_both_prompts_fields(items: dict[str, TraceItem]) -> None:
+    """Upstream's prompt reads the row as it is (``"NULL"`` for no input, the constraint block); the
+    hardened template its own fields (``(none)``, the gold list): one request serves either judge."""
+    without = next(i for i in items.values() if i.input is None)
+    req = judge_request(without, "resp")
+    assert req.fields["row_input"] == "NULL" and req.fields["input"] == "(none)"
+    assert req.fields["row_constraints"] == without.constraints
+    assert req.fields["constraints_splits"] == without.constraints_splits == req.fields["constraints"]
+    assert req.fields["description"] == without.description and req.fields["prompt"] == without.user_prompt
+    with_input = next(i for i in items.values() if i.input is not None)
+    assert judge_request(with_input, "r").fields["row_input"] == with_input.input

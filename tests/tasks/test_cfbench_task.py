@@ -28,6 +28,7 @@ from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
 from iopo_eval.testing.scripted_lm import register_scripted_lm
+from iopo_eval.testing.upstream_replies import cfbench_reply, is_cfbench_upstream, read_cfbench_prompt
 
 KEY = "sk-cfbench-test-not-secret"
 
@@ -42,7 +43,12 @@ SEEN = register_scripted_lm(
 
 
 def judge_reply(request: dict[str, Any]) -> str:
+    """Upstream's prompt (the default judge) is answered in upstream's format, the hardened one in JSON."""
     text = request["messages"][-1]["content"]
+    if is_cfbench_upstream(text):
+        asked = read_cfbench_prompt(text)
+        score = 1 if asked.response.startswith("GOOD") else 0
+        return cfbench_reply(asked.criteria, [score] * len(asked.criteria))
     n = int(re.search(r"恰好包含 (\d+) 项", text).group(1))
     response = re.search(r"<response-(\w+)>\n(.*?)\n</response-\1>", text, re.S).group(2)
     score = 1 if response.startswith("GOOD") else 0
@@ -103,8 +109,10 @@ def test_cfbench_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         else:
             assert cf.metrics[f"{split}/psr"].n == 0
     assert cf.n_items == limit and cf.n_failed == 0 and cf.cost.calls == limit
-    assert cf.tasks == {"cfbench": 1.0} and cf.judge["name"] == "cfbench-gpt4o" and not cf.smoke_test
-    assert cf.protocol["judge_prompt_version"] == "cfbench_judge_v1"
+    assert cf.tasks == {"cfbench": 2.0} and cf.judge["name"] == "cfbench-gpt4o" and not cf.smoke_test
+    assert cf.judge["paper_comparable"] and cf.judge["prompt_kind"] == "upstream"
+    assert cf.protocol["judge_prompt_version"] == "cfbench_upstream_v1"
+    assert cf.protocol["name"] == "upstream prompt, upstream failure counting"
 
     records = read_items(run_dir / "cfbench.items.jsonl")
     assert [r.item_id for r in records] == [i.id for i in items]
@@ -153,7 +161,55 @@ def test_judge_failures_are_counted_in_lm_eval_metrics(
             session.close()
     metrics = out["results"]["cfbench"]
     assert metrics["judge_failures,none"] == 2
-    assert metrics["csr,none"] != metrics["csr,none"]  # NaN: nothing was scored
+    # Upstream's counting (the default): nothing readable after the retries scores 0, as upstream's
+    # script scores it; the items are still counted as judge failures.
+    assert metrics["csr,none"] == 0.0 and metrics["psr,none"] == 0.0
+
+
+def test_the_strict_counting_leaves_failed_judgements_unscored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--cfbench-counting strict`` through the CLI: the same unreadable replies are failures, not scores,
+    and the results name the other protocol (which the gate will not compare with the default's)."""
+    from iopo_eval.cli import main as cli_main
+    from iopo_eval.scoring.cfbench import COUNTING_ENV
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv(COUNTING_ENV, "upstream")  # recorded, so the flag's setting is undone after the test
+    monkeypatch.delenv(COUNTING_ENV)
+    common = [
+        "--model",
+        "iopo-test-cfbench-scripted",
+        "--tasks",
+        "cfbench",
+        "--limit",
+        "2",
+        "--no-embedded-judge",
+    ]
+    with OpenAIServer(reply="无法评估") as server:
+        base = [*common, "--judge-base-url", server.base_url, "--judge-cache", str(tmp_path / "c.sqlite")]
+        assert cli_main(["run", *base, "-o", str(tmp_path / "upstream")]) == 3
+        strict = ["run", *base, "-o", str(tmp_path / "strict"), "--cfbench-counting", "strict"]
+        assert cli_main(strict) == 3
+    upstream, upstream_dir = load_results(next((tmp_path / "upstream").iterdir()))
+    stricter, strict_dir = load_results(next((tmp_path / "strict").iterdir()))
+    up, st = upstream.benchmarks["cfbench"], stricter.benchmarks["cfbench"]
+    assert up.metrics["csr"].value == 0.0 and up.metrics["csr"].n == 2 and up.n_failed == 2
+    assert st.metrics["csr"].n == 0 and st.n_failed == 2
+    assert up.protocol["name"] == "upstream prompt, upstream failure counting"
+    assert st.protocol["name"] == "upstream prompt, strict failure counting"
+    assert all(r.extra["counting"] == "strict" for r in read_items(strict_dir / "cfbench.items.jsonl"))
+    from iopo_eval.gate import GateOptions, run_gate
+
+    # Rescoring keeps the counting each item was recorded with, whatever the environment now says.
+    monkeypatch.setenv(COUNTING_ENV, "upstream")
+    assert cli_main(["score", "run", str(strict_dir), "-o", str(tmp_path / "rescored")]) == 0
+    rescored, _ = load_results(tmp_path / "rescored")
+    assert rescored.benchmarks["cfbench"].protocol["failure_counting"] == "strict"
+    assert rescored.benchmarks["cfbench"].metrics["csr"].n == 0
+    report = run_gate(upstream_dir, strict_dir, GateOptions(iters=50))
+    assert any("protocol failure_counting 'upstream' (baseline) vs 'strict'" in p for p in report.problems)
+    assert any("--allow-protocol-mismatch" in p for p in report.problems)
 
 
 @pytest.mark.slow

@@ -29,6 +29,7 @@ from iopo_eval.results import load_results, read_items
 from iopo_eval.run import RunOptions, evaluate
 from iopo_eval.testing.openai_server import OpenAIServer
 from iopo_eval.testing.scripted_lm import register_scripted_lm, user_turn
+from iopo_eval.testing.upstream_replies import complexbench_question, complexbench_reply
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "complexbench"
 DATA = FIXTURES / "data_final.json"
@@ -55,13 +56,19 @@ register_scripted_lm("iopo-test-complexbench", lambda chat, gen: RESPONSE_OF[use
 
 
 def judge_reply(request: dict[str, Any]) -> str:
+    """The scripted reply of the prompt's question: as it is for the hardened prompts (JSON or upstream's
+    text), in upstream's text format for upstream's prompts (the default judges)."""
     text = request["messages"][-1]["content"]
-    question = re.search(r"<question-(\w+)>\n(.*?)\n</question-\1>", text, re.S).group(2)
+    hardened = re.search(r"<question-(\w+)>\n(.*?)\n</question-\1>", text, re.S)
+    if hardened is not None:
+        question, is_extraction = hardened.group(2), "Extraction mode:" in text
+    else:
+        kind, question = complexbench_question(text)
+        is_extraction = kind != "yesno"
     reply = SCRIPT["judge"][ZH_QUESTION[question]][0]
     # The yes/no judge never sees extraction prompts and vice versa.
-    is_extraction = "Extraction mode:" in text
     assert is_extraction == ("scope" in reply or "评分对象" in reply), question
-    return reply
+    return reply if hardened is not None else complexbench_reply(reply)
 
 
 @pytest.fixture
@@ -77,9 +84,13 @@ def fixture_data(monkeypatch: pytest.MonkeyPatch) -> Path:
     return DATA
 
 
-def run(tmp_path: Path, server: OpenAIServer, task: str) -> tuple[Any, Path]:
+def run(tmp_path: Path, server: OpenAIServer, task: str, judge: str | None = None) -> tuple[Any, Path]:
     session = JudgeSession(
-        base_url=server.base_url, cache_path=tmp_path / "judge.sqlite", allow_embedded=False, progress=False
+        config_name=judge,
+        base_url=server.base_url,
+        cache_path=tmp_path / "judge.sqlite",
+        allow_embedded=False,
+        progress=False,
     )
     with session:
         return evaluate(
@@ -94,22 +105,24 @@ def test_complexbench_end_to_end(tmp_path: Path, judge_server: OpenAIServer, fix
     cb = results.benchmarks["complexbench"]
     assert cb.metrics["drfr"].value == pytest.approx(100 * 17 / 26)
     assert cb.metrics["category_family/Selection"].value == pytest.approx(100 * 13 / 18)
-    assert cb.metrics["coherent/depth_2plus/relative_drop"].value == pytest.approx(25.0)
+    assert cb.metrics["coherent/depth_2plus/relative_drop"].value == pytest.approx(100.0)
     assert cb.metrics["unknown_rule"].value == pytest.approx(100 / 26)
     assert cb.n_items == 8 and cb.n_failed == 0
-    assert cb.tasks == {"complexbench": 2.0}
-    assert cb.protocol["scoring_version"] == "complexbench-scoring-2"
+    assert cb.tasks == {"complexbench": 3.0}
+    assert cb.protocol["scoring_version"] == "complexbench-scoring-3"
+    assert cb.protocol["name"] == "upstream prompt, upstream failure counting"
+    assert cb.judge["paper_comparable"] and cb.protocol["extract_judge"]["paper_comparable"]
     assert judge_server.calls == 26 and cb.cost.calls == 26  # one request per scoring question
     # Both judges are recorded: yes/no as the benchmark's judge, the extractor in the protocol.
     assert cb.judge["name"] == "complexbench-gpt4-1106"
     assert cb.protocol["extract_judge"]["name"] == "complexbench-extract-gpt4-1106"
     assert cb.protocol["data_sha256"] == __import__("hashlib").sha256(DATA.read_bytes()).hexdigest()
-    bodies = [json.dumps(b, ensure_ascii=False) for b in judge_server.bodies]
+    kinds = [complexbench_question(b["messages"][-1]["content"])[0] for b in judge_server.bodies]
     # The 7 rules whose string has "each": number/startswith (1), length (2), keyword/keyword_num (4),
-    # forbidden_word/endswith (5); the other 12 of the 19 rule questions use the "whole" mode, and the
-    # 7 LLM questions get the yes/no prompt.
-    assert sum("Extraction mode: each" in b for b in bodies) == 7
-    assert sum("Extraction mode: whole" in b for b in bodies) == 12
+    # forbidden_word/endswith (5) get upstream's _EACH extraction prompt; the other 12 of the 19 rule
+    # questions its plain one, and the 7 LLM questions the yes/no prompt.
+    assert (kinds.count("extract_each"), kinds.count("extract"), kinds.count("yesno")) == (7, 12, 7)
+    assert all(b["messages"][0]["role"] == "user" and len(b["messages"]) == 1 for b in judge_server.bodies)
     records = read_items(run_dir / "complexbench.items.jsonl")
     chain = next(r for r in records if r.item_id == "1")
     assert [(q["judge"], q["rely"]) for q in chain.extra["questions"]] == [
@@ -165,17 +178,25 @@ def test_english_variant(tmp_path: Path, judge_server: OpenAIServer, fixture_dat
 
 
 def test_judge_failures_are_counted_as_upstream_counts_them(tmp_path: Path, fixture_data: Path) -> None:
-    """Every reply is "no idea": our parsers reject it (retried, then recorded failures, 8 instances),
-    and the headline counts it as upstream reads it: every yes/no question "no" (no 是 in it), every rule
-    checked on the one segment "no idea" (no segment marker: upstream takes the whole reply). Passing:
-    2#2 (no punctuation), 3#2 and 3#3 (not starts/ends with), 5#0 and 5#1 (no forbidden word), and 2#1
-    (7 characters) fails through its dependency 2#0: 5 of 26."""
+    """Every reply is "no idea". Upstream reads it as every reply: every yes/no question "no" (no 是 in
+    it), every rule checked on the one segment "no idea" (no segment marker: upstream takes the whole
+    reply). Passing: 2#2 (no punctuation), 3#2 and 3#3 (not starts/ends with), 5#0 and 5#1 (no forbidden
+    word), and 2#1 (7 characters) fails through its dependency 2#0: 5 of 26. With upstream's prompts (the
+    default) these are verdicts, as upstream's parsers make them; the hardened parsers reject them
+    (retried, then recorded failures, 8 instances) and the headline still counts them upstream's way."""
     with OpenAIServer(reply="no idea") as server:
         results, _ = run(tmp_path, server, "complexbench")
+    cb = results.benchmarks["complexbench"]
+    assert cb.n_scored == 8 and cb.failures == {}
+    assert cb.metrics["drfr"].n == 8 and cb.metrics["drfr"].value == pytest.approx(100 * 5 / 26)
+    hardened = "complexbench=complexbench-gpt4-1106-hardened,complexbench_extract=complexbench-extract-gpt4-1106-hardened"
+    with OpenAIServer(reply="no idea") as server:
+        results, _ = run(tmp_path / "hardened", server, "complexbench", hardened)
     cb = results.benchmarks["complexbench"]
     assert cb.n_scored == 0 and cb.failures == {"parse_error": 8}
     assert cb.metrics["drfr"].n == 8 and cb.metrics["drfr"].value == pytest.approx(100 * 5 / 26)
     assert cb.metrics["drfr_judged"].n == 0
+    assert cb.protocol["name"] == "hardened prompt, upstream failure counting"
 
 
 @pytest.mark.skipif(not MIRROR_GENERATIONS.is_file(), reason="needs the local data mirror")
@@ -252,10 +273,10 @@ def test_each_judge_is_configured_under_its_own_name(
     """``--judge complexbench_extract=CFG`` changes the extractor only; yes/no questions keep theirs."""
     from iopo_eval.judges.config import CONFIGS_DIR
 
-    text = (CONFIGS_DIR / "complexbench-extract-gpt4-1106.yaml").read_text(encoding="utf-8")
+    text = (CONFIGS_DIR / "complexbench-extract-gpt4-1106-hardened.yaml").read_text(encoding="utf-8")
     custom = tmp_path / "my-extractor.yaml"
     custom.write_text(
-        text.replace("name: complexbench-extract-gpt4-1106", "name: my-extractor")
+        text.replace("name: complexbench-extract-gpt4-1106-hardened", "name: my-extractor")
         .replace("model: gpt-4-1106-preview", "model: extractor-model")
         .replace(
             "template: complexbench_extract_v1.txt",

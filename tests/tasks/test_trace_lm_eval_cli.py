@@ -3,6 +3,7 @@ llama.cpp server serving the same model. Nothing is scripted; the verdicts are a
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -39,8 +40,17 @@ def test_lm_eval_cli_runs_trace_ifs_with_the_embedded_judge(tmp_path: Path) -> N
         assert 0.0 <= metrics["if_s,none"] <= 1.0
     # Only the task's own metrics: IF over all instructions would just repeat IF-S here.
     shown = {k.split(",")[0] for k in metrics if "," in k and "_stderr" not in k}
-    assert shown == {"if_s", "mean_score", "judge_failures"}
+    assert shown == {"if_s", "if_s_upstream", "mean_score", "judge_failures"}
     samples = next((tmp_path / "out").rglob("samples_trace_ifs_*.jsonl")).read_text().splitlines()
     assert len(samples) == 2
+    # The default judge (upstream's prompt) ran on the embedded server as its hardened counterpart: a 135M
+    # model does not keep upstream's free-text format. lm-eval logs the filtered value as its repr.
+    judged = [ast.literal_eval(json.loads(s)["filtered_resps"][0]) for s in samples]
+    names = {j["judges"]["judge"]["name"] for j in judged}
+    assert names == {"trace-gpt4o-hardened@embedded-SmolLM2-135M-Instruct"}
+    assert all(
+        j["judges"]["judge"]["smoke_test"] and j["judges"]["judge"]["prompt_kind"] == "hardened"
+        for j in judged
+    )
     # The judge's verdicts sit in the cache: a real SQLite file that a second run reuses.
     assert (tmp_path / "judge.sqlite").stat().st_size > 0

@@ -160,7 +160,7 @@ def test_the_judged_file_reader_reads_as_upstream_did(tmp_path: Path) -> None:
     path = tmp_path / "judged.json"
     path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     _run, records = score_judged_file(
-        path, tmp_path / "out", allow_partial=True, keep_zeros=False, failed_as_zero=True, bootstrap_iters=10
+        path, tmp_path / "out", allow_partial=True, counting="upstream", bootstrap_iters=10
     )
     assert len(records) == len(rows) > 10
     assert all(r.extra["matches_stored"] for r in records), [

@@ -37,11 +37,12 @@ from iopo_eval.judges.upstream_source import (
 from iopo_eval.testing.openai_server import Fault, OpenAIServer
 
 KEY_ENV = "IOPO_TEST_UPSTREAM_JUDGE_KEY"
+# The benchmarks' default judges: upstream's prompts, the paper's protocol.
 UPSTREAM_CONFIGS = (
-    "trace-gpt4o-upstream",
-    "cfbench-gpt4o-upstream",
-    "complexbench-gpt4-1106-upstream",
-    "complexbench-extract-gpt4-1106-upstream",
+    "trace-gpt4o",
+    "cfbench-gpt4o",
+    "complexbench-gpt4-1106",
+    "complexbench-extract-gpt4-1106",
 )
 
 # ---------------------------------------------------------------- reading source without running it
@@ -204,11 +205,11 @@ def test_traces_query_rule() -> None:
 @pytest.mark.parametrize(
     ("spec", "fields", "message"),
     [
-        ("trace", {"input": "x", "constraints": "c", "response": "r"}, "no field 'description'"),
+        ("trace", {"row_input": "x", "row_constraints": "c", "response": "r"}, "no field 'description'"),
         (
             "trace",
-            {"description": "d", "input": "x", "constraints": ["c"], "response": "r"},
-            "'constraints' must be a string",
+            {"description": "d", "row_input": "x", "row_constraints": ["c"], "response": "r"},
+            "'row_constraints' must be a string",
         ),
         ("cfbench", {"prompt": "p", "gold": "", "criteria": "c", "response": "r"}, "list of strings"),
         (
@@ -298,7 +299,11 @@ def test_the_registry_pins_every_upstream_protocol_file(mirror: Path) -> None:
 # ---------------------------------------------------------------- judge configs
 
 
-def test_the_bundled_upstream_configs_load_with_upstreams_sampling() -> None:
+def test_the_default_judges_are_the_upstream_configs_with_upstreams_sampling() -> None:
+    from iopo_eval.benchmarks import BENCHMARKS
+
+    defaults = {role.default_config for b in BENCHMARKS.values() for role in b.judges}
+    assert defaults == set(UPSTREAM_CONFIGS)
     configs = {name: load_judge_config(name) for name in UPSTREAM_CONFIGS}
     trace, cfbench, yesno, extract = configs.values()
     assert (trace.model, trace.temperature, trace.top_p, trace.parser) == (
@@ -323,7 +328,7 @@ def test_the_bundled_upstream_configs_load_with_upstreams_sampling() -> None:
 
 
 def test_another_question_reading_is_another_judge(tmp_path: Path) -> None:
-    cfg = load_judge_config("trace-gpt4o-upstream")
+    cfg = load_judge_config("trace-gpt4o")
     other = cfg.with_overrides(
         prompt={"upstream": "trace/upstream-template", "spec": "trace", "options": {"question": "prompt"}}
     )
@@ -341,7 +346,7 @@ def test_another_question_reading_is_another_judge(tmp_path: Path) -> None:
     ],
 )
 def test_bad_upstream_config_files_are_named(tmp_path: Path, change: dict[str, Any], message: str) -> None:
-    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o-upstream.yaml").read_text(encoding="utf-8"))
+    raw = yaml.safe_load((CONFIGS_DIR / "trace-gpt4o.yaml").read_text(encoding="utf-8"))
     path = tmp_path / "judge.yaml"
     path.write_text(yaml.safe_dump({**raw, **change}), encoding="utf-8")
     with pytest.raises(JudgeConfigError, match=message) as err:
@@ -387,8 +392,8 @@ def trace_request(mirror: Path, min_constraints: int, response: str) -> tuple[di
     )
     fields = {
         "description": row["description"],
-        "input": row["input"],
-        "constraints": row["constraints"],
+        "row_input": row["input"],
+        "row_constraints": row["constraints"],
         "constraints_splits": row["constraints_splits"],
         "response": response,
     }
@@ -409,7 +414,7 @@ def test_trace_upstream_judge_sends_upstreams_prompt_and_reads_its_reply(
             + f"\nFine Grained Score: {fine}\nConstraints Overall Score: [[10]]"
         ),
     )
-    cfg = aimed("trace-gpt4o-upstream", server, monkeypatch)
+    cfg = aimed("trace-gpt4o", server, monkeypatch)
     run = judge_batch([request], cfg, cache, progress=False)
     got = run.outcomes[0]
     assert got.status == "ok" and got.scores == [10.0] * n and got.overall == 10.0 and got.attempts == 2
@@ -432,7 +437,7 @@ def test_trace_reply_that_cannot_be_matched_is_asked_again_then_a_failure(
         [{splits[1]: 10, "something else": 0, **{c: 10 for c in splits[2:]}}], ensure_ascii=False
     )
     server.script(*[Fault.reply_text(f"Fine Grained Score: {crossed}\nConstraints Overall Score: [[7]]")] * 3)
-    cfg = aimed("trace-gpt4o-upstream", server, monkeypatch).with_overrides(max_retries=2)
+    cfg = aimed("trace-gpt4o", server, monkeypatch).with_overrides(max_retries=2)
     got = judge_batch([request], cfg, cache, progress=False).outcomes[0]
     assert got.status == "failed" and got.error_kind == "parse_error" and got.scores is None
     assert got.attempts == 3 and "cannot be matched" in (got.error or "") and len(cache) == 0
@@ -450,7 +455,7 @@ def test_cfbench_upstream_judge_asks_again_until_the_checkpoints_are_echoed_exac
     stripped = "\n\n".join(f"{c.strip()}\t1" for c in criteria)
     exact = "\n\n".join(f"{c}\t{i % 2}" for i, c in enumerate(criteria))
     server.script(Fault.reply_text(stripped), Fault.reply_text(exact))
-    cfg = aimed("cfbench-gpt4o-upstream", server, monkeypatch)
+    cfg = aimed("cfbench-gpt4o", server, monkeypatch)
     got = judge_batch([request], cfg, cache, progress=False).outcomes[0]
     assert got.status == "ok" and got.attempts == 2
     assert got.scores == [float(i % 2) for i in range(len(criteria))]
@@ -479,14 +484,14 @@ def test_complexbench_upstream_judges_send_upstreams_payload_and_read_as_upstrea
     )
     yes = judge_batch(
         [JudgeRequest("q", fields, 1)],
-        aimed("complexbench-gpt4-1106-upstream", server, monkeypatch),
+        aimed("complexbench-gpt4-1106", server, monkeypatch),
         cache,
         progress=False,
     )
     assert yes.outcomes[0].scores == [1.0] and yes.outcomes[0].truncated == {"input": 8000, "output": 5000}
     assert server.bodies[0]["messages"] == oracle.complexbench_messages("evaluation", line)
     assert server.bodies[0]["temperature"] == 0.0 and "top_p" not in server.bodies[0]
-    cfg = aimed("complexbench-extract-gpt4-1106-upstream", server, monkeypatch)
+    cfg = aimed("complexbench-extract-gpt4-1106", server, monkeypatch)
     extracted = judge_batch([JudgeRequest("q", fields, 1)], cfg, cache, progress=False).outcomes[0]
     assert extracted.status == "ok" and extracted.raw == "【解释】\n评分对象：床前明月光||床前"
     assert server.bodies[1]["messages"] == oracle.complexbench_messages("extraction", line)

@@ -48,8 +48,8 @@ def trace_rows(mirror: Path) -> list[dict[str, Any]]:
 def trace_fields(row: dict[str, Any], response: str) -> dict[str, Any]:
     return {
         "description": row["description"],
-        "input": row["input"],
-        "constraints": row["constraints"],
+        "row_input": row["input"],
+        "row_constraints": row["constraints"],
         "constraints_splits": row["constraints_splits"],
         "prompt": row["messages"][-1]["content"],
         "response": response,

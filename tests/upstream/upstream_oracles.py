@@ -194,3 +194,19 @@ def complexbench_verdict(reply: str) -> bool:
     with contextlib.redirect_stdout(io.StringIO()):
         functions["get_answer"]({"data": entry, "save_path": "unused"})
     return saved[-1]["point_judge"]
+
+
+@cache
+def _complexbench_aggregation() -> Callable[..., Any]:
+    """``aggregation`` of complexbench/upstream/evaluation/aggregation.py. The module imports only the
+    standard library and guards its script part with ``__main__``: it is run whole, under another name."""
+    text = (mirror() / "complexbench/upstream/evaluation/aggregation.py").read_text(encoding="utf-8")
+    namespace: dict[str, Any] = {"__name__": "upstream_aggregation"}
+    exec(compile(text, "aggregation.py", "exec"), namespace)
+    return namespace["aggregation"]
+
+
+def complexbench_aggregation(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Upstream's statistics for data rows carrying ``point_judges_rely`` (one verdict per question)."""
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints every And_And_Selection entry
+        return _complexbench_aggregation()(json.loads(json.dumps(entries)))

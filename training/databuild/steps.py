@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iopo_eval.judges.types import JudgeOutcome
+from iopo_eval.scoring.trace import request_fields
 from iopo_eval.training.databuild.distribution import _unit
 from iopo_eval.training.databuild.items import BuildItem, Candidate
 from iopo_eval.training.databuild.parsers import parse_expand, parse_quality, parse_rewrite, parse_structure
@@ -83,14 +84,19 @@ def _duplicates(constraints: list[dict[str, str]]) -> bool:
 
 
 def judge_fields(item: BuildItem, which: str, response: str) -> dict[str, Any]:
-    """The per-constraint judge's fields, as iopo-eval's TRACE judge gets them (scoring/trace.py)."""
+    """The per-constraint judge's fields, made as iopo-eval's TRACE benchmark makes them for a row of
+    TRACE's schema (numbered constraints, "NULL" input), so either TRACE judge (upstream's prompt, the
+    hardened one) judges built data exactly as it judges the evaluation set."""
     assert item.description is not None
-    return {
-        "query": item.description,
-        "input": item.input.strip() or NO_INPUT,
-        "constraints": item.constraint_texts(which),
-        "response": response,
-    }
+    splits = [f"{i}. {c}" for i, c in enumerate(item.constraint_texts(which), 1)]
+    return request_fields(
+        description=item.description,
+        task_input=item.input.strip() or None,
+        constraints="\n".join(splits),
+        constraints_splits=splits,
+        user_prompt=item.prompt(which),
+        response=response,
+    )
 
 
 # --- seeds and decontamination (local) ------------------------------------------------------------------
