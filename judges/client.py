@@ -222,6 +222,7 @@ class JudgeClient:
             headers = {"Authorization": f"Bearer {key or 'unused'}", "Content-Type": "application/json"}
             self._session = aiohttp.ClientSession(
                 headers=headers,
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API sets no cookies worth keeping
                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(total=None),  # the call's own deadline is _within()
             )
