@@ -157,7 +157,12 @@ def test_mode_batch_prices_and_rate_limits_are_read_and_never_enter_the_identity
     data = {
         **bundled(),
         "mode": "batch",
-        "batch": {"poll_interval_s": 5, "max_wait_s": 3600, "fallback": "sync", "endpoint": "/chat/completions"},
+        "batch": {
+            "poll_interval_s": 5,
+            "max_wait_s": 3600,
+            "fallback": "sync",
+            "endpoint": "/chat/completions",
+        },
         "batch_price": {"input_per_mtok": 1.0, "output_per_mtok": 4.0},
         "rate_limit": {"requests_per_minute": 500, "tokens_per_minute": 30000},
     }
