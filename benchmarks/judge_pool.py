@@ -34,9 +34,9 @@ JUDGES = "trace=trace-gpt4o,cfbench=cfbench-gpt4o"
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, "-m", "iopo_eval.testing.openai_server", "--latency", str(latency)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "iopo_eval.testing.openai_server", "--latency", str(latency)]
-        + ["--reply", "cfbench_or_trace"],
+        [*cmd, "--reply", "cfbench_or_trace"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

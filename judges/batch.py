@@ -516,6 +516,8 @@ class _Run:
         elif isinstance(exc, openai.APIConnectionError):
             kind = "connection_error"
         message = f"the batch could not be submitted: {self._describe(exc)}"
+        if status == 404:
+            message += " (this endpoint may not implement the files and batches API: use --judge-mode sync)"
         log.warning("judge %s: %s", self.config.name, message)
         for key, _ in lines:
             state = self.keys[key]

@@ -590,3 +590,60 @@ def test_items_not_yet_submitted_when_the_wait_runs_out_are_pending(
     bserver.release()
     _, second = run(build_requests(5), bconfig, cache)
     assert second.reattached == report.submitted and second.answered == 5 and bserver.resubmitted == 0
+
+
+def test_the_engine_judges_a_batch_config_and_a_sync_config_side_by_side(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    """One engine call, two configs: the batch one through the files + batches API, the synchronous one
+    over chat completions (the loopback batch server answers both)."""
+    batch = bconfig.with_overrides(mode="batch", batch=BatchSettings(**FAST))
+    sync = bconfig.with_overrides(name="sync-judge", temperature=0.5)  # another identity: its own items
+    requests = [dataclasses.replace(r, judge="b") for r in build_requests(4)]
+    requests += [dataclasses.replace(r, judge="s") for r in build_requests(3, prefix="other")]
+    judged = judge_batch(requests, {"b": batch, "s": sync}, cache, progress=False)
+    assert judged.judged == 7 and bserver.routes["chat.completions"] == 3
+    assert judged.batch is not None and judged.batch.lines_submitted == 4 and len(bserver.batch_ids()) == 1
+    assert judged.calls == sum(judged.batch.api_calls.values()) + 3
+    assert judged.usd == pytest.approx(sum(o.cost_usd for o in judged.outcomes))
+
+
+def test_the_engine_dry_run_estimates_both_modes(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    requests = build_requests(5, n_constraints=2)
+    for mode in ("sync", "batch"):
+        dry = judge_batch(requests, bconfig.with_overrides(mode=mode), cache, dry_run=True, progress=False)
+        est = dry.estimate
+        assert est is not None and est.items == 5 and est.batches == 1 and est.batch_bytes > 0
+        assert est.batch_usd == pytest.approx(est.sync_usd / 2)  # the bundled batch price is half
+        assert est.usd == (est.batch_usd if mode == "batch" else est.sync_usd)
+    assert not bserver.routes and len(cache) == 0
+
+
+def test_a_parser_that_reads_its_request_gets_each_items_fields_in_batch_mode(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    """``ParserSpec.parse_in_context`` (CFBench's upstream parser checks the reply against the request): the
+    batch runner parses each line with the parser bound to that item's request, as the client does."""
+    from iopo_eval.judges.parse import PARSERS, ParserSpec, parse_trace_scores, register_parser
+
+    seen: list[str] = []
+
+    def in_context(reply: str, fields: Any, n_expected: int) -> Any:
+        seen.append(fields["query"])
+        return parse_trace_scores(reply, n_expected)
+
+    if "test_in_context" not in PARSERS:
+        register_parser(
+            ParserSpec(
+                "test_in_context",
+                parse=parse_trace_scores,
+                schema=PARSERS["trace_scores"].schema,
+                parse_in_context=in_context,
+            )
+        )
+    config = bconfig.with_overrides(parser="test_in_context", prompt_version="in-context")
+    _, report = run(build_requests(3), config, cache)
+    assert report.answered == 3
+    assert sorted(seen) == sorted(f"Write a short note number {i}." for i in range(3))
