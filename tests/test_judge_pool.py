@@ -113,3 +113,28 @@ def test_plain_lm_eval_filters_without_a_pool_give_the_same_records(
         return [{**r, "judge": {k: v for k, v in r["judge"].items() if k != "latency_s"}} for r in rs]
 
     assert {b: comparable(rs) for b, rs in pooled.items()} == {b: comparable(rs) for b, rs in alone.items()}
+
+
+def test_a_plain_lm_eval_runs_session_takes_the_judge_mode_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plain ``lm_eval`` run has no flags: its filters' session reads the mode, the fallback and the wait
+    from the environment and applies them to every judge config it resolves (identity unchanged)."""
+    from iopo_eval.benchmarks import BENCHMARKS
+    from iopo_eval.judges.config import JudgeConfigError, load_judge_config
+    from iopo_eval.judging import JudgeSession
+
+    monkeypatch.setenv("IOPO_EVAL_JUDGE_MODE", "batch")
+    monkeypatch.setenv("IOPO_EVAL_JUDGE_BATCH_FALLBACK", "sync")
+    monkeypatch.setenv("IOPO_EVAL_JUDGE_BATCH_WAIT_S", "600")
+    session = JudgeSession.from_environment()
+    assert (session.mode, session.batch_fallback, session.batch_wait_s) == ("batch", "sync", 600.0)
+    trace = BENCHMARKS["trace"]
+    config = session.config(trace, trace.judges[0])  # OPENAI_API_KEY is set: no embedded judge
+    assert config.mode == "batch" and config.batch.fallback == "sync" and config.batch.max_wait_s == 600.0
+    assert config.identity_hash() == load_judge_config(trace.judges[0].default_config).identity_hash()
+    for name, value in (("IOPO_EVAL_JUDGE_MODE", "async"), ("IOPO_EVAL_JUDGE_BATCH_WAIT_S", "soon")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(JudgeConfigError, match=name):
+            JudgeSession.from_environment()
+        monkeypatch.delenv(name)
