@@ -1,5 +1,5 @@
 """Batch-mode judging of 3,200 requests (about one checkpoint on the paper's four benchmarks) through the
-loopback files + batches API.
+engine (``judge_batch`` with a ``mode: batch`` judge config) and the loopback files + batches API.
 
 What it measures, in one run:
 - the time from submission to all answers stored in the cache, with the times (from the start) at which
@@ -20,7 +20,6 @@ TRACE-like items (``judge_throughput.synthetic_items``); no data file is read.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -32,30 +31,34 @@ from pathlib import Path
 
 from judge_throughput import synthetic_items
 
-from iopo_eval.judges import JudgeCache, load_judge_config
-from iopo_eval.judges.batch import BatchSettings
-from iopo_eval.judges.batch_standalone import judge_requests_in_batches
+from iopo_eval.judges import JudgeCache, JudgeConfig, judge_batch, load_judge_config
+from iopo_eval.judges.batch import BatchReport
+from iopo_eval.judges.settings import BatchSettings
 from iopo_eval.testing.batch_driver import KEY_ENV, synthetic_requests
 from iopo_eval.testing.batch_server import BatchServer
 from iopo_eval.testing.replies import trace_scores
 
 
-def fresh_run(server: BatchServer, items: list, poll: float, max_requests: int, cache: Path) -> dict:
-    config = load_judge_config("trace-gpt4o-hardened").with_overrides(
-        base_url=server.base_url, api_key_env=KEY_ENV
+def batch_config(server: BatchServer, settings: BatchSettings) -> JudgeConfig:
+    return load_judge_config("trace-gpt4o-hardened").with_overrides(
+        base_url=server.base_url, api_key_env=KEY_ENV, mode="batch", batch=settings
     )
+
+
+def fresh_run(server: BatchServer, items: list, poll: float, max_requests: int, cache: Path) -> dict:
+    config = batch_config(server, BatchSettings(poll_interval_s=poll, max_requests=max_requests))
     before = set(server.batch_ids())
-    settings = BatchSettings(poll_interval_s=poll, max_requests=max_requests)
     with JudgeCache(cache) as store:
         t0 = time.monotonic()
-        results, report = asyncio.run(judge_requests_in_batches(items, config, store, settings=settings))
+        run = judge_batch(items, config, store, progress=False)
         t_end = time.monotonic()
         stored = len(store)
+    report = run.batch or BatchReport()
     ids = [b for b in server.batch_ids() if b not in before]
     lines = [server.timeline(b) for b in ids]
     created = max(t["validating"] for t in lines)
     completed = max(t["completed"] for t in lines)
-    ok = sum(1 for r in results.values() if getattr(r, "status", "ok") == "ok")
+    ok = run.judged
     return {
         "batches": len(ids),
         "lines": report.lines_submitted,
@@ -84,18 +87,13 @@ def resume_after_kill(server: BatchServer, n: int, poll: float, cache: Path, out
     done_at_kill = server.batch(batch_id)["request_counts"]["completed"]
     server.release()
     submitted_before = sum(server.submitted.values())
-    config = load_judge_config("trace-gpt4o-hardened").with_overrides(
-        base_url=server.base_url, api_key_env=KEY_ENV
-    )
+    config = batch_config(server, BatchSettings(poll_interval_s=poll))
     with JudgeCache(cache) as store:
         t0 = time.monotonic()
-        _, report = asyncio.run(
-            judge_requests_in_batches(
-                synthetic_requests(n), config, store, settings=BatchSettings(poll_interval_s=poll)
-            )
-        )
+        run = judge_batch(synthetic_requests(n), config, store, progress=False)
         wall = time.monotonic() - t0
         stored = len(store)
+    report = run.batch or BatchReport()
     return {
         "done_at_kill": done_at_kill,
         "api_calls": dict(report.api_calls),

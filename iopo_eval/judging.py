@@ -11,13 +11,19 @@ else). Where a session comes from:
   unset ``--judge`` falls back to ``$IOPO_EVAL_JUDGE``), and hand it to lm-eval's filter as an argument
   (``lm_eval_glue.load_tasks`` binds it to the filters of the tasks it loads);
 - a plain ``lm_eval`` run has no flags: its filters share :func:`environment_session`, built once per
-  process from ``$IOPO_EVAL_JUDGE``, ``$IOPO_EVAL_JUDGE_BUDGET_USD`` and ``$IOPO_EVAL_JUDGE_CONCURRENCY``
+  process from ``$IOPO_EVAL_JUDGE``, ``$IOPO_EVAL_JUDGE_BUDGET_USD``, ``$IOPO_EVAL_JUDGE_CONCURRENCY``,
+  ``$IOPO_EVAL_JUDGE_MODE``, ``$IOPO_EVAL_JUDGE_BATCH_FALLBACK`` and ``$IOPO_EVAL_JUDGE_BATCH_WAIT_S``
   (endpoint and model overrides: ``$IOPO_EVAL_JUDGE_BASE_URL`` / ``_MODEL``, read by ``resolve_judge_config``).
+
+:func:`judge_documents_many` judges the documents of several benchmarks (or tasks) in one engine call:
+one pool in which each distinct judge config keeps its own concurrency, rate limit and mode. ``iopo-eval
+run`` reaches it through ``judge_pool.RunJudgePool``; ``iopo-eval judge`` calls it directly.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import functools
 import logging
 import os
@@ -31,7 +37,8 @@ from urllib.parse import urlsplit
 
 from iopo_eval.benchmark import Benchmark, Doc, Judged, JudgeRole
 from iopo_eval.judges.config import ENV_JUDGE, JudgeConfig, JudgeConfigError, resolve_judge_config
-from iopo_eval.judges.engine import DryRunEstimate, judge_batch
+from iopo_eval.judges.engine import DryRunEstimate, judge_batch, merge_estimates
+from iopo_eval.judges.settings import BATCH_FALLBACKS, JUDGE_MODES, BatchFallback, JudgeMode
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.results import ItemRecord, json_line
 from iopo_eval.text import strip_reasoning
@@ -45,6 +52,34 @@ log = logging.getLogger(__name__)
 
 BUDGET_ENV = "IOPO_EVAL_JUDGE_BUDGET_USD"
 CONCURRENCY_ENV = "IOPO_EVAL_JUDGE_CONCURRENCY"
+MODE_ENV = "IOPO_EVAL_JUDGE_MODE"  # sync | batch
+BATCH_FALLBACK_ENV = "IOPO_EVAL_JUDGE_BATCH_FALLBACK"  # batch | sync
+BATCH_WAIT_ENV = "IOPO_EVAL_JUDGE_BATCH_WAIT_S"  # seconds to wait for batches (unset: until done)
+
+
+@dataclass(frozen=True)
+class JudgeModes:
+    """How a run asks its judges, when the user says: sync or batch, batch mode's fallback and wait."""
+
+    mode: JudgeMode | None = None
+    batch_fallback: BatchFallback | None = None
+    batch_wait_s: float | None = None
+
+    @classmethod
+    def from_environment(cls) -> JudgeModes:
+        """``$IOPO_EVAL_JUDGE_MODE``, ``$IOPO_EVAL_JUDGE_BATCH_FALLBACK``, ``$IOPO_EVAL_JUDGE_BATCH_WAIT_S``."""
+        wait = os.environ.get(BATCH_WAIT_ENV) or None
+        try:
+            seconds = None if wait is None else float(wait)
+        except ValueError:
+            seconds = -1.0
+        if seconds is not None and not seconds >= 0:
+            raise JudgeConfigError(f"${BATCH_WAIT_ENV}: {wait!r} is not a number of seconds >= 0")
+        return cls(
+            mode=_choice(MODE_ENV, JUDGE_MODES),  # type: ignore[arg-type]
+            batch_fallback=_choice(BATCH_FALLBACK_ENV, BATCH_FALLBACKS),  # type: ignore[arg-type]
+            batch_wait_s=seconds,
+        )
 
 
 @dataclass
@@ -59,6 +94,9 @@ class JudgeSession:
     cache_path: Path | None = None
     concurrency: int | None = None  # None: each config's own
     budget_usd: float | None = None
+    mode: JudgeMode | None = None  # None: each config's own (sync unless the config says batch)
+    batch_fallback: BatchFallback | None = None  # None: the config's batch.fallback
+    batch_wait_s: float | None = None  # None: the config's batch.max_wait_s
     dry_run: bool = False
     progress: bool = True
     allow_embedded: bool = True  # start the embedded smoke-test judge when no endpoint is configured
@@ -79,13 +117,17 @@ class JudgeSession:
         budget = os.environ.get(BUDGET_ENV)
         concurrency = os.environ.get(CONCURRENCY_ENV)
         try:
-            return cls(
+            session = cls(
                 config_name=os.environ.get(ENV_JUDGE) or None,
                 budget_usd=float(budget) if budget else None,
                 concurrency=int(concurrency) if concurrency else None,
             )
         except ValueError as exc:
             raise JudgeConfigError(f"${BUDGET_ENV} / ${CONCURRENCY_ENV}: not a number ({exc})") from exc
+        modes = JudgeModes.from_environment()
+        session.mode, session.batch_fallback = modes.mode, modes.batch_fallback
+        session.batch_wait_s = modes.batch_wait_s
+        return session
 
     # ------------------------------------------------------------ configuration
 
@@ -105,8 +147,10 @@ class JudgeSession:
         with self._lock:
             if key in self._configs:
                 return self._configs[key]
-            config = resolve_judge_config(
-                self.config_name_for(key, role.default_config), base_url=self.base_url, model=self.model
+            config = self.calling(
+                resolve_judge_config(
+                    self.config_name_for(key, role.default_config), base_url=self.base_url, model=self.model
+                )
             )
             if _needs_embedded(config):
                 if not self.allow_embedded:
@@ -118,8 +162,23 @@ class JudgeSession:
             self._configs[key] = config
             return config
 
+    def calling(self, config: JudgeConfig) -> JudgeConfig:
+        """``config`` with this session's choice of mode (``--judge-mode``, ``--batch-fallback``,
+        ``--batch-wait``); none of them changes the identity hash."""
+        batch: dict[str, Any] = {}
+        if self.batch_fallback is not None:
+            batch["fallback"] = self.batch_fallback
+        if self.batch_wait_s is not None:
+            batch["max_wait_s"] = self.batch_wait_s
+        return config.with_overrides(
+            mode=self.mode, batch=config.batch.model_copy(update=batch) if batch else None
+        )
+
     def _embedded_config(self, wanted: JudgeConfig) -> JudgeConfig:
         from iopo_eval import embedded
+
+        if wanted.mode == "batch":
+            log.warning("the embedded smoke-test judge has no batch API: it is asked synchronously")
 
         if self._embedded is None:
             log.warning(
@@ -143,9 +202,35 @@ class JudgeSession:
 
     def judge(self, bench: Benchmark[Any], requests: Sequence[JudgeRequest]) -> list[JudgeOutcome]:
         """Outcomes in request order; each request goes to the judge its ``judge`` role names."""
-        if not requests:
-            return []
-        return self.judge_with({role.name: self.config(bench, role) for role in bench.judges}, requests)
+        return self.judge_groups([(bench, requests)])[0]
+
+    def judge_groups(
+        self, groups: Sequence[tuple[Benchmark[Any], Sequence[JudgeRequest]]]
+    ) -> list[list[JudgeOutcome]]:
+        """The requests of several benchmarks in one engine call (one pool): each request goes to its
+        benchmark's judge for the role it names, and benchmarks whose judges resolve to the same config
+        share that config's workers (its ``concurrency``), as one judge should. Outcomes per group, in
+        request order."""
+        configs: dict[str, JudgeConfig] = {}
+        names: dict[tuple[str, str], str] = {}  # (benchmark, role) -> the name of its config here
+        routed: list[JudgeRequest] = []
+        for bench, requests in groups:
+            for request in requests:
+                role = bench.judge_role(request.judge) if request.judge else bench.judges[0]
+                name = names.get((bench.name, role.name))
+                if name is None:
+                    config = self.config(bench, role)
+                    # One name per distinct config: equal configs of two benchmarks are one pool.
+                    name = next((n for n, c in configs.items() if c == config), bench.judge_key(role))
+                    configs.setdefault(name, config)
+                    names[(bench.name, role.name)] = name
+                routed.append(dataclasses.replace(request, judge=name))
+        outcomes = self.judge_with(configs, routed)
+        out, pos = [], 0
+        for _, requests in groups:
+            out.append(outcomes[pos : pos + len(requests)])
+            pos += len(requests)
+        return out
 
     def judge_with(
         self, configs: Mapping[str, JudgeConfig], requests: Sequence[JudgeRequest]
@@ -174,19 +259,17 @@ class JudgeSession:
         return run.outcomes
 
     def estimate_text(self) -> str:
-        """The dry run's estimate of what judging the uncached items would cost."""
-        ests = self.estimates
-        if not ests:
+        """The dry run's estimate of what judging the uncached items would cost, in both modes."""
+        e = merge_estimates(self.estimates)
+        if e is None or not e.items:
             return "dry run: nothing left to judge (every judgement is cached)"
-        items = sum(e.items for e in ests)
-        prompt = sum(e.prompt_tokens for e in ests)
-        completion = sum(e.completion_tokens for e in ests)
-        usd = sum(e.usd for e in ests)
-        upper = sum(e.usd_upper_bound for e in ests)
-        methods = ", ".join(sorted({m.strip() for e in ests for m in e.method.split(",")}))
         return (
-            f"dry run: {items} judgements to make, about {prompt} prompt + {completion} completion tokens, "
-            f"estimated ${usd:.4f} (at most ${upper:.4f} if every reply used max_tokens; tokens counted by {methods})"
+            f"dry run: {e.items} judgements to make, about {e.prompt_tokens} prompt + {e.completion_tokens} "
+            f"completion tokens, estimated ${e.usd:.4f} as configured (at most ${e.usd_upper_bound:.4f} if "
+            f"every reply used max_tokens; tokens counted by {e.method})\n"
+            f"  synchronous mode: ${e.sync_usd:.4f} (at most ${e.sync_usd_upper_bound:.4f})\n"
+            f"  batch mode (--judge-mode batch; answers within 24 h): ${e.batch_usd:.4f} (at most "
+            f"${e.batch_usd_upper_bound:.4f}), {e.batches} batch file(s) of {e.batch_bytes / 1e6:.1f} MB in all"
         )
 
     def describe(self, bench: Benchmark[Any]) -> dict[str, dict[str, Any]]:
@@ -285,6 +368,13 @@ def _prompt_name(config: JudgeConfig) -> str:
     return f"template:{Path(config.template).name}"
 
 
+def _choice(variable: str, choices: tuple[str, ...]) -> str | None:
+    value = os.environ.get(variable) or None
+    if value is not None and value not in choices:
+        raise JudgeConfigError(f"${variable}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def _needs_embedded(config: JudgeConfig) -> bool:
     """No endpoint of one's own and no key for the default (OpenAI) endpoint."""
     return not config.base_url and bool(config.api_key_env) and not os.environ.get(config.api_key_env)
@@ -312,27 +402,45 @@ def judge_documents(
 ) -> list[ItemRecord]:
     """The item record of each (document, raw response): every document parsed once, every judge
     request of all of them sent as one batch. A rule-checked benchmark needs no session."""
-    items = [bench.parse(doc) for doc in docs]
-    cleaned = [strip_reasoning(r) for r in responses]
-    outcomes: list[JudgeOutcome] = []
-    per_doc: list[int] = []
-    requests: list[list[JudgeRequest]] = []
-    if bench.judged:
+    return judge_documents_many([(bench, docs, responses)], session)[0]
+
+
+def judge_documents_many(
+    entries: Sequence[tuple[Benchmark[Any], Sequence[Doc], Sequence[str]]], session: JudgeSession | None
+) -> list[list[ItemRecord]]:
+    """:func:`judge_documents` for several (benchmark, documents, responses) at once: the judge requests
+    of all of them go through one engine call (``JudgeSession.judge_groups``), so the judges of different
+    benchmarks and tasks work side by side instead of one after another. Records per entry."""
+    parsed = [[bench.parse(doc) for doc in docs] for bench, docs, _ in entries]
+    cleaned = [[strip_reasoning(r) for r in responses] for _, _, responses in entries]
+    asked: list[list[list[JudgeRequest]]] = []  # per entry, per document
+    for (bench, docs, responses), items, texts in zip(entries, parsed, cleaned, strict=True):
+        if not bench.judged:
+            asked.append([])
+            continue
         if session is None:
             raise ValueError(f"{bench.name} is judged: judging its documents needs a judge session")
         if session.generations_dir is not None:
             save_generations(session.generations_dir / f"{bench.name}.generations.jsonl", docs, responses)
-        requests = [bench.requests(item, text) for item, text in zip(items, cleaned, strict=True)]
-        per_doc = [len(r) for r in requests]
-        outcomes = session.judge(bench, [req for reqs in requests for req in reqs])
-    records, pos = [], 0
-    for i, (item, raw, text) in enumerate(zip(items, responses, cleaned, strict=True)):
-        n = per_doc[i] if per_doc else 0
-        records.append(bench.record(item, Judged(text, raw, outcomes[pos : pos + n])))
-        pos += n
-    if session is not None and session.save_prompts is not None and bench.judged:
-        session.log_prompts(bench, records, requests)
-    return records
+        asked.append([bench.requests(item, text) for item, text in zip(items, texts, strict=True)])
+    groups = [
+        (bench, [req for reqs in per_doc for req in reqs])
+        for (bench, _, _), per_doc in zip(entries, asked, strict=True)
+        if bench.judged
+    ]
+    answered = iter(session.judge_groups(groups) if session is not None and groups else [])
+    out = []
+    for (bench, _, responses), items, texts, per_doc in zip(entries, parsed, cleaned, asked, strict=True):
+        outcomes = next(answered) if bench.judged else []
+        records, pos = [], 0
+        for i, (item, raw, text) in enumerate(zip(items, responses, texts, strict=True)):
+            n = len(per_doc[i]) if per_doc else 0
+            records.append(bench.record(item, Judged(text, raw, outcomes[pos : pos + n])))
+            pos += n
+        if session is not None and session.save_prompts is not None and bench.judged:
+            session.log_prompts(bench, records, per_doc)
+        out.append(records)
+    return out
 
 
 def save_generations(path: Path, docs: Sequence[Doc], responses: Sequence[str]) -> None:

@@ -9,8 +9,10 @@ metric values from the record, and ``iopo-eval run`` reads the records back from
 document is parsed once on its way to a result.
 
 The judge session reaches the filter as an argument: :func:`load_tasks` (used by ``iopo-eval run``)
-binds the run's session to the filters of the tasks it loads. A filter without one (a plain ``lm_eval``
-run) uses the process's environment session (:func:`iopo_eval.judging.environment_session`).
+binds the run's session, and the run's judge pool (``judge_pool.RunJudgePool``: every task's requests
+judged together at the first filter call; why and how is said there), to the filters of the tasks it
+loads. A filter without them (a plain ``lm_eval`` run) judges its own task through the process's
+environment session (:func:`iopo_eval.judging.environment_session`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lm_eval.api.filter import Filter
 from lm_eval.api.registry import register_filter
 
 from iopo_eval.benchmarks import get
+from iopo_eval.judge_pool import RunJudgePool, first_text
 from iopo_eval.judging import JudgeSession, environment_session, judge_documents
 from iopo_eval.results import ItemRecord
 
@@ -35,36 +38,57 @@ log = logging.getLogger(__name__)
 class JudgeFilter(Filter):
     """``filter: [{function: iopo_judge, benchmark: trace}]`` in a task's filter_list."""
 
-    def __init__(self, benchmark: str, session: JudgeSession | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        benchmark: str,
+        session: JudgeSession | None = None,
+        pool: RunJudgePool | None = None,
+        task: str = "",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.benchmark = benchmark
         self.session = session
+        self.pool = pool
+        self.task = task
 
     def apply(self, resps: Any, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         bench = get(self.benchmark)
         session = self.session or environment_session()
-        responses = []
-        for r in resps:
-            first = r[0] if isinstance(r, (list, tuple)) and r else r
-            responses.append(first if isinstance(first, str) else "")
-        records = judge_documents(bench, list(docs), responses, session)
+        responses = [first_text(r) for r in resps]
+        if self.pool is not None and self.task:
+            records = self.pool.records(self.task, bench, list(docs), responses)
+        else:
+            records = judge_documents(bench, list(docs), responses, session)
         judges = session.describe(bench) if bench.judged else {}
         return [{"record": rec.to_json(), "judges": judges} for rec in records]
 
 
-def load_tasks(task_manager: Any, names: Sequence[str], session: JudgeSession) -> list[Any]:
-    """lm-eval Task objects for ``names``, with ``session`` bound to their ``iopo_judge`` filters."""
+def load_tasks(
+    task_manager: Any, names: Sequence[str], session: JudgeSession, pool: RunJudgePool | None = None
+) -> list[Any]:
+    """lm-eval Task objects for ``names``, with ``session`` bound to their ``iopo_judge`` filters; with a
+    ``pool``, the tasks whose filter pipeline starts with ``iopo_judge`` are judged together in it."""
     loaded = task_manager.load(list(names))["tasks"]
     tasks = [loaded[name] for name in names]
-    for task in tasks:
+    for name, task in zip(names, tasks, strict=True):
         for ensemble in getattr(task, "_filters", []):
-            ensemble.filters = [_bound(step, session) for step in ensemble.filters]
+            steps = list(ensemble.filters)
+            pooled = pool if pool is not None and steps and _is_judge(steps[0]) else None
+            ensemble.filters = [_bound(step, session, pooled, name) for step in steps]
+            if pooled is not None:
+                pooled.add(name, steps[0].keywords["benchmark"], task)
     return tasks
 
 
-def _bound(step: Any, session: JudgeSession) -> Any:
+def _is_judge(step: Any) -> bool:
+    return isinstance(step, functools.partial) and step.func is JudgeFilter and "benchmark" in step.keywords
+
+
+def _bound(step: Any, session: JudgeSession, pool: RunJudgePool | None, task: str) -> Any:
     if isinstance(step, functools.partial) and step.func is JudgeFilter:
-        return functools.partial(JudgeFilter, *step.args, **{**step.keywords, "session": session})
+        bound = {"session": session, **({"pool": pool, "task": task} if pool is not None else {})}
+        return functools.partial(JudgeFilter, *step.args, **{**step.keywords, **bound})
     return step
 
 

@@ -5,7 +5,7 @@ Inputs, by what the path holds:
 - an iopo-eval run folder (its items files, or the ``<bench>.generations.jsonl`` a crashed run saved),
 - an upstream file read by an importer (``iopo_eval.importers``), keyed the same way.
 Responses are judged through the same session and scored with the same code as ``iopo-eval run``
-(``judging.judge_documents``, ``aggregate.build_result``).
+(``judging.judge_documents_many``: all benchmarks in one judge pool; ``aggregate.build_result``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from iopo_eval.aggregate import build_result
 from iopo_eval.benchmarks import BENCHMARKS, by_task
-from iopo_eval.judging import JudgeSession, judge_documents
+from iopo_eval.judging import JudgeSession, judge_documents_many
 from iopo_eval.results import (
     RESULTS_NAME,
     ResultsError,
@@ -127,6 +127,7 @@ def judge_and_score(
         model=model or {"name": "unknown (judged from saved responses)"},
         benchmarks={},
     )
+    entries = []
     for name in sorted({b for b, _, _ in responses}):
         if name not in BENCHMARKS:
             raise ResultsError(f"responses of benchmark {name!r}, which this install does not know")
@@ -139,11 +140,11 @@ def judge_and_score(
         if missing:
             raise ResultsError(f"{name}: {len(missing)} response ids are not in the data, e.g. {missing[:5]}")
         ordered = sorted(keys, key=lambda k: (docs[k[2]][0], _natural(k[2])))
-        chosen = [docs[k[2]][1] for k in ordered]
-        records = judge_documents(bench, chosen, [responses[k] for k in ordered], session)
+        entries.append((bench, [docs[k[2]][1] for k in ordered], [responses[k] for k in ordered]))
+    for (bench, chosen, _), records in zip(entries, judge_documents_many(entries, session), strict=True):
         result = build_result(bench, records, judges=session.describe(bench), docs=chosen)
         write_items(run_dir / result.items_file, records)
-        results.benchmarks[name] = result
+        results.benchmarks[bench.name] = result
     write_results(run_dir, results)
     return results, run_dir
 

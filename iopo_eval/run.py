@@ -2,6 +2,7 @@
 
 One code path with plain ``lm_eval``: the same tasks, the same filter, the same scoring. This module
 only chooses the model and judge, opens the judge session and turns lm-eval's samples into results.
+The judged tasks of a run are judged together, in one pool (``judge_pool``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
     import lm_eval
     import lm_eval.models  # registers lm-eval's backends even when another LM registered first
 
+    from iopo_eval.judge_pool import RunJudgePool
     from iopo_eval.lm_eval_glue import load_tasks
 
     plan = expand_tasks(options.tasks)
@@ -57,7 +59,7 @@ def evaluate(spec: ModelSpec, options: RunOptions, session: JudgeSession) -> tup
     out = lm_eval.simple_evaluate(
         model=spec.backend,
         model_args=spec.model_args_str,
-        tasks=load_tasks(manager, names, session),
+        tasks=load_tasks(manager, names, session, RunJudgePool(session)),
         limit=options.limit,
         batch_size=options.batch_size,
         device=options.device or _default_device(spec),

@@ -31,16 +31,16 @@ id is looked up in the batches' metadata (``batches.list``) before anything is s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 
 from iopo_eval.judges import estimate
@@ -54,14 +54,14 @@ from iopo_eval.judges.batch_jsonl import (
 )
 from iopo_eval.judges.batch_ledger import BatchJob, BatchLedger, HeldKey
 from iopo_eval.judges.cache import CachedJudgement, JudgeCache, new_lease_owner, owner_alive
-from iopo_eval.judges.client import DEFAULT_BASE_URL, CallGate, CallSettle, JudgeAttempts, JudgeClient
-from iopo_eval.judges.config import JudgeConfig, JudgeConfigError, Price
+from iopo_eval.judges.client import CallGate, CallSettle, JudgeAttempts, JudgeClient
+from iopo_eval.judges.config import DEFAULT_BASE_URL, JudgeConfig, JudgeConfigError, Price
 from iopo_eval.judges.parse import JudgeParseError, ParserSpec
+from iopo_eval.judges.settings import BatchSettings, JudgeMode
 from iopo_eval.judges.types import ErrorKind, OutcomeStatus, Usage
 
 log = logging.getLogger(__name__)
 
-JudgeMode = Literal["sync", "batch"]
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 METADATA_KEY = "iopo_eval_submission"  # the batch's metadata entry naming its ledger submission
 PREPARING_TTL_S = 600.0  # a submission "preparing" for longer than this is presumed dead, whoever owns it
@@ -75,36 +75,10 @@ _UNANSWERED_KIND: dict[str, ErrorKind] = {
 }
 
 
-class BatchSettings(BaseModel):
-    """The ``batch:`` section of a judge config (all optional). Limits default to OpenAI's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    endpoint: str = Field("/v1/chat/completions", description="the batch's endpoint and each line's url")
-    completion_window: str = Field("24h", description="the only window OpenAI and Azure accept")
-    max_requests: int = Field(50_000, ge=1, description="request lines per batch")
-    max_bytes: int = Field(200_000_000, ge=1, description="bytes per input file")
-    poll_interval_s: float = Field(30.0, gt=0, description="seconds between status checks")
-    max_wait_s: float | None = Field(
-        None,
-        ge=0,
-        description="stop waiting after this long; the batches keep running and the next run collects them",
-    )
-    max_rounds: int = Field(3, ge=1, description="submissions of one item per run, follow-ups included")
-    fallback: Literal["batch", "sync"] = Field(
-        "batch", description="where error lines and unparseable answers are asked again"
-    )
-    max_in_flight: int | None = Field(
-        None, ge=1, description="batches open at once (an enqueued-token limit)"
-    )
-    api_timeout_s: float = Field(600.0, gt=0, description="per files/batches API call (uploads are large)")
-
-
 def batch_price(config: JudgeConfig) -> Price:
-    """The config's batch price (proposed field ``batch_price``), else its synchronous price: without a
-    stated batch price the cost is never under-estimated."""
-    price = getattr(config, "batch_price", None)
-    return price if isinstance(price, Price) else config.price
+    """The config's ``batch_price``, else its synchronous price: without a stated batch price the cost
+    is never under-estimated."""
+    return config.batch_price if config.batch_price is not None else config.price
 
 
 @dataclass(frozen=True)
@@ -149,6 +123,19 @@ class BatchReport:
     to_sync: list[str] = field(default_factory=list)  # handed to the synchronous fallback
     elapsed_s: float = 0.0
 
+    def add(self, other: BatchReport) -> None:
+        """Fold another report (another judge config's, in the same engine call) into this one."""
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, list):
+                mine.extend(theirs)
+            elif f.name == "elapsed_s":
+                self.elapsed_s = max(mine, theirs)  # the configs run side by side
+            else:
+                setattr(self, f.name, mine + theirs)
+
 
 class BatchApiError(RuntimeError):
     """A files/batches call failed in a way no retry mends (authentication, a wrong endpoint)."""
@@ -181,6 +168,7 @@ class _Run:
         config: JudgeConfig,
         cache: JudgeCache,
         parser: ParserSpec,
+        parsers: Mapping[str, ParserSpec],
         settings: BatchSettings,
         price: Price,
         sink: BatchSink,
@@ -197,6 +185,7 @@ class _Run:
             price,
         )
         self.sink, self.sync_fallback, self.gate, self.settle = sink, sync_fallback, gate, settle
+        self.parsers = parsers  # per cache key, where the parser reads the request (ParserSpec.for_request)
         self.keys: dict[str, _Key] = {}
         for item in items:
             self.keys.setdefault(item.key, _Key(item))
@@ -313,7 +302,8 @@ class _Run:
         self.report.usd += cost
         attempts.raw = self.client.redact(line.text)
         try:
-            attempts.parsed = self.parser.parse(attempts.raw, state.item.n_expected)
+            parser = self.parsers.get(key, self.parser)
+            attempts.parsed = parser.parse(attempts.raw, state.item.n_expected)
         except JudgeParseError as err:
             attempts.parsed = None
             attempts.error_kind, attempts.error = err.error_kind, self.client.redact(str(err))
@@ -526,6 +516,8 @@ class _Run:
         elif isinstance(exc, openai.APIConnectionError):
             kind = "connection_error"
         message = f"the batch could not be submitted: {self._describe(exc)}"
+        if status == 404:
+            message += " (this endpoint may not implement the files and batches API: use --judge-mode sync)"
         log.warning("judge %s: %s", self.config.name, message)
         for key, _ in lines:
             state = self.keys[key]
@@ -630,8 +622,8 @@ class _Run:
 
     def _store_foreign(self, held: HeldKey, line: LineResult | None) -> None:
         """An answer in a re-attached batch for an item this run was not asked about: paid for, so kept."""
-        if line is None or line.text is None:
-            return
+        if line is None or line.text is None or self.parser.parse_in_context is not None:
+            return  # no answer, or one that cannot be checked without its request's fields
         raw = self.client.redact(line.text)
         try:
             parsed = self.parser.parse(raw, held.n_expected)
@@ -745,6 +737,7 @@ async def judge_in_batches(
     parser: ParserSpec,
     sink: BatchSink,
     *,
+    parsers: Mapping[str, ParserSpec] | None = None,
     settings: BatchSettings | None = None,
     price: Price | None = None,
     sync_fallback: SyncFallback | None = None,
@@ -753,9 +746,12 @@ async def judge_in_batches(
     progress: bool = True,
 ) -> BatchReport:
     """Judge ``items`` (normally cache misses) through the files + batches API; see the module docstring.
+    ``settings`` default to the config's ``batch`` section.
 
     ``sink`` receives each item's final result (``JudgeAttempts`` exactly as the synchronous client
-    returns them, cost at ``price``, default :func:`batch_price`). ``sync_fallback`` receives, with
+    returns them, cost at ``price``, default :func:`batch_price`). ``parsers`` holds, by cache key, the
+    parser bound to an item's request where it reads the request (``ParserSpec.for_request``); others
+    use ``parser``. ``sync_fallback`` receives, with
     ``settings.fallback == "sync"``, the items whose line failed or did not parse, with their batch
     attempts so far (their cost is paid). ``gate`` / ``settle`` are the engine's budget callables: each
     line reserves its worst case before it is submitted."""
@@ -764,7 +760,8 @@ async def judge_in_batches(
         config,
         cache,
         parser,
-        settings or BatchSettings(),
+        parsers or {},
+        settings or config.batch,
         price or batch_price(config),
         sink,
         sync_fallback,

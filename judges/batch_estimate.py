@@ -40,7 +40,7 @@ def estimate_modes(
     settings: BatchSettings | None = None,
     price: Price | None = None,
 ) -> ModeEstimate:
-    settings = settings or BatchSettings()
+    settings = settings or config.batch
     batch = price or batch_price(config)
     client = JudgeClient(config)
     prompt = sum(estimate.prompt_tokens(i.prompt, config.model) for i in items)

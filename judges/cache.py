@@ -6,7 +6,8 @@ Only parsed judgements are stored as results, so a failed judgement is asked aga
 failures go to a separate log table for diagnosis. Nothing about the endpoint or its key is stored.
 
 WAL mode lets readers proceed while one writer commits; ``busy_timeout`` makes concurrent writers wait
-instead of failing; every write is its own short transaction so a killed run keeps what it finished.
+instead of failing; writes are short transactions (one per write, or the few writes of the items that
+finished at the same moment: ``transaction()``) so a killed run keeps what it finished.
 
 Leases keep two processes from paying for the same judgement at once: before a call the engine claims the
 item's key (``claim``); another process that finds a live lease waits for the answer instead of asking
@@ -254,62 +255,30 @@ class JudgeCache:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     # --- writes --------------------------------------------------------------------------------------
+    def transaction(self) -> CacheTransaction:
+        """Several writes in one transaction: ``with cache.transaction() as tx: tx.put(...); tx.claim(...)``
+        (the engine commits the writes of items that finish at the same moment together)."""
+        return CacheTransaction(self)
+
     def put(self, record: CachedJudgement) -> None:
         """Store a parsed judgement. An existing record for the key is kept (first writer wins): two
         processes judging the same item at once both paid, but the cache holds one answer."""
-        values = (
-            record.key,
-            record.judge_identity,
-            record.judge_name,
-            record.judge_model,
-            record.prompt_version,
-            record.raw,
-            json.dumps(record.scores),
-            json.dumps(record.reasons, ensure_ascii=False) if record.reasons is not None else None,
-            record.overall,
-            record.prompt_tokens,
-            record.completion_tokens,
-            record.cost_usd,
-            record.latency_s,
-            record.attempts,
-            json.dumps(record.truncated, sort_keys=True),
-            record.created_at or time.time(),
-        )
-        with self._write():
-            self._conn.execute(
-                f"INSERT OR IGNORE INTO judgements ({_COLUMNS}) VALUES ({','.join('?' * len(values))})",
-                values,
-            )
-            self._conn.execute("DELETE FROM leases WHERE key = ?", (record.key,))
+        with self.transaction() as tx:
+            tx.put(record)
 
     def log_failure(
         self, key: str, judge_model: str, error_kind: str, error: str | None, raw: str | None, attempts: int
     ) -> None:
-        with self._write():
-            self._conn.execute(
-                "INSERT INTO failures (key, judge_model, error_kind, error, raw, attempts, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, judge_model, error_kind, error, raw, attempts, time.time()),
-            )
+        with self.transaction() as tx:
+            tx.log_failure(key, judge_model, error_kind, error, raw, attempts)
 
     # --- leases --------------------------------------------------------------------------------------
     def claim(self, key: str, owner: str, ttl_s: float) -> tuple[str, CachedJudgement | None]:
         """Take the lease on ``key`` before paying for it. Returns ``("done", record)`` when the judgement
         is already stored, ``("busy", None)`` while another live owner holds an unexpired lease, else
         ``("claimed", None)``: the caller may call the judge and must ``put`` or ``release`` after."""
-        now = time.time()
-        with self._write():
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM judgements WHERE key = ?", (key,)).fetchone()
-            if row is not None:
-                return "done", _row_to_record(row)
-            held = self._conn.execute("SELECT owner, expires_at FROM leases WHERE key = ?", (key,)).fetchone()
-            if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
-                return "busy", None
-            self._conn.execute(
-                "INSERT OR REPLACE INTO leases (key, owner, expires_at) VALUES (?, ?, ?)",
-                (key, owner, now + ttl_s),
-            )
-        return "claimed", None
+        with self.transaction() as tx:
+            return tx.claim(key, owner, ttl_s)
 
     def held_elsewhere(self, keys: Iterable[str], owner: str) -> set[str]:
         """The keys among ``keys`` on which another live owner holds an unexpired lease."""
@@ -336,11 +305,8 @@ class JudgeCache:
 
     def release(self, key: str | None, owner: str) -> None:
         """Give up ``owner``'s lease on ``key`` (on every key it holds when ``key`` is None)."""
-        with self._write():
-            if key is None:
-                self._conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
-            else:
-                self._conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+        with self.transaction() as tx:
+            tx.release(key, owner)
 
     def leases(self) -> list[tuple[str, str, float]]:
         """(key, owner, expires_at) of every lease, for diagnosis and tests."""
@@ -358,3 +324,72 @@ class JudgeCache:
 
     def __exit__(self, *_: Any) -> None:
         self.close()
+
+
+class CacheTransaction:
+    """The writes of :class:`JudgeCache`, inside one ``BEGIN IMMEDIATE`` ... ``COMMIT``."""
+
+    def __init__(self, cache: JudgeCache) -> None:
+        self._cache = cache
+        self._conn = cache._conn
+        self._tx = cache._write()
+
+    def __enter__(self) -> CacheTransaction:
+        self._tx.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._tx.__exit__(*exc)
+
+    def put(self, record: CachedJudgement) -> None:
+        values = (
+            record.key,
+            record.judge_identity,
+            record.judge_name,
+            record.judge_model,
+            record.prompt_version,
+            record.raw,
+            json.dumps(record.scores),
+            json.dumps(record.reasons, ensure_ascii=False) if record.reasons is not None else None,
+            record.overall,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.cost_usd,
+            record.latency_s,
+            record.attempts,
+            json.dumps(record.truncated, sort_keys=True),
+            record.created_at or time.time(),
+        )
+        self._conn.execute(
+            f"INSERT OR IGNORE INTO judgements ({_COLUMNS}) VALUES ({','.join('?' * len(values))})", values
+        )
+        self._conn.execute("DELETE FROM leases WHERE key = ?", (record.key,))
+
+    def log_failure(
+        self, key: str, judge_model: str, error_kind: str, error: str | None, raw: str | None, attempts: int
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO failures (key, judge_model, error_kind, error, raw, attempts, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, judge_model, error_kind, error, raw, attempts, time.time()),
+        )
+
+    def claim(self, key: str, owner: str, ttl_s: float) -> tuple[str, CachedJudgement | None]:
+        now = time.time()
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM judgements WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return "done", _row_to_record(row)
+        held = self._conn.execute("SELECT owner, expires_at FROM leases WHERE key = ?", (key,)).fetchone()
+        if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
+            return "busy", None
+        self._conn.execute(
+            "INSERT OR REPLACE INTO leases (key, owner, expires_at) VALUES (?, ?, ?)",
+            (key, owner, now + ttl_s),
+        )
+        return "claimed", None
+
+    def release(self, key: str | None, owner: str) -> None:
+        if key is None:
+            self._conn.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+        else:
+            self._conn.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))

@@ -9,6 +9,10 @@ It speaks the chat-completions wire protocol over aiohttp, and one retry loop he
 - After ``max_retries`` retries the judgement is recorded as failed with the kind of the last error.
 The API key is read from the config's environment variable when the client is first used, and kept
 only in memory, in the session's Authorization header.
+
+A config with a ``rate_limit`` paces every HTTP call (retries included) through the process-wide limiter
+of its endpoint, model and key (``ratelimit.limiter_for``): a slot is acquired before the call and
+settled with the usage the endpoint reports after it.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from typing import Any
 import aiohttp
 
 from iopo_eval.judges import estimate
-from iopo_eval.judges.config import JudgeConfig, JudgeConfigError
+from iopo_eval.judges.config import DEFAULT_BASE_URL, JudgeConfig, JudgeConfigError
 from iopo_eval.judges.parse import JudgeParseError, ParsedJudgement, ParserSpec
+from iopo_eval.judges.ratelimit import limiter_for
 from iopo_eval.judges.types import ErrorKind, OutcomeStatus, Usage
 
 log = logging.getLogger(__name__)
@@ -41,7 +46,6 @@ for _name in ("httpx2", "httpx", "aiohttp.client"):
 
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After is capped: a run should not sleep for hours
 _BOUND_KEYWORDS = ("minItems", "maxItems", "minimum", "maximum")
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class CallError(Exception):
@@ -180,7 +184,8 @@ def _read_completion(reply: Any) -> tuple[str, Usage | None]:
 
 class JudgeClient:
     """One HTTP session to the judge endpoint. It does not limit concurrency itself: the engine runs
-    ``config.concurrency`` workers per config, each with one call in flight, and that is the only limit.
+    ``config.concurrency`` workers per config, each with one call in flight. It paces calls to the
+    config's ``rate_limit`` when one is stated.
 
     It speaks the chat-completions wire protocol directly over aiohttp (bearer key, JSON body, JSON
     reply): every OpenAI-compatible server takes exactly that, and skipping a typed client library's
@@ -191,6 +196,7 @@ class JudgeClient:
         self._session: aiohttp.ClientSession | None = None
         self._url = (config.base_url or DEFAULT_BASE_URL).rstrip("/") + "/chat/completions"
         self.calls = 0  # HTTP calls started
+        self.limiter = limiter_for(config)  # None: no rate limit stated
         # Reply schemas by (parser, number of scores), and their strict-mode forms: built once per run.
         self._schemas: dict[tuple[str, int], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
 
@@ -216,6 +222,7 @@ class JudgeClient:
             headers = {"Authorization": f"Bearer {key or 'unused'}", "Content-Type": "application/json"}
             self._session = aiohttp.ClientSession(
                 headers=headers,
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API sets no cookies worth keeping
                 connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
                 timeout=aiohttp.ClientTimeout(total=None),  # the call's own deadline is _within()
             )
@@ -260,9 +267,16 @@ class JudgeClient:
             body["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return body
 
-    async def complete(self, body: dict[str, Any]) -> Completion:
-        """One HTTP call, bounded by the config's timeout."""
+    async def complete(self, body: dict[str, Any], prompt_tokens: int | None = None) -> Completion:
+        """One HTTP call, bounded by the config's timeout (after waiting for its slot when the config
+        states a rate limit; ``prompt_tokens`` is the prompt's estimate, computed here when not given)."""
         session = self.open()
+        ticket = None
+        if self.limiter is not None:
+            if prompt_tokens is None:
+                prompt_tokens = estimate.prompt_tokens(body["messages"][-1]["content"], self.config.model)
+            # A failed call keeps its reservation: the endpoint may have counted it.
+            ticket = await self.limiter.acquire(prompt_tokens)
         self.calls += 1
         started = time.perf_counter()
         try:
@@ -272,6 +286,8 @@ class JudgeClient:
             raise classify_exception(exc) from exc
         latency = time.perf_counter() - started
         text, usage = _read_completion(reply)
+        if ticket is not None and self.limiter is not None:
+            self.limiter.settle(ticket, usage)
         if usage is not None:
             return Completion(text=text, usage=usage, latency_s=latency)
         # No usage reported (some servers): estimate, so that cost accounting stays conservative.
@@ -316,7 +332,8 @@ class JudgeClient:
         cfg = self.config
         schema, strict = self.schemas(parser, n_expected)
         body = self.request_body(prompt, schema, parser.name, strict)
-        estimated = cfg.price.cost(estimate.prompt_tokens(prompt, cfg.model), cfg.max_tokens)
+        prompt_tokens = estimate.prompt_tokens(prompt, cfg.model)
+        estimated = cfg.price.cost(prompt_tokens, cfg.max_tokens)
         result = JudgeAttempts(status="failed")
         for attempt in range(1, cfg.max_retries + 2):
             if gate is not None and not await gate(estimated):
@@ -325,7 +342,7 @@ class JudgeClient:
                 return result
             result.attempts = attempt
             try:
-                completion = await self.complete(body)
+                completion = await self.complete(body, prompt_tokens)
             except CallError as err:
                 if settle is not None:
                     settle(estimated, 0.0)  # a failed call is not billed by OpenAI

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from iopo_eval.judges.settings import BatchSettings, JudgeMode, RateLimitSettings
+
 CONFIGS_DIR = Path(__file__).parent / "configs"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 DEFAULT_JUDGE = "trace-gpt4o"
@@ -27,6 +29,7 @@ DEFAULT_JUDGE = "trace-gpt4o"
 ENV_JUDGE = "IOPO_EVAL_JUDGE"
 ENV_BASE_URL = "IOPO_EVAL_JUDGE_BASE_URL"
 ENV_MODEL = "IOPO_EVAL_JUDGE_MODEL"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"  # the endpoint of a config whose base_url is null
 
 ResponseFormat = Literal["json_schema", "json_object", "none"]
 RESPONSE_FORMATS: tuple[str, ...] = get_args(ResponseFormat)
@@ -76,13 +79,20 @@ class JudgeConfig:
     # An upstream evaluator's own prompt instead of a template file: {upstream: <registry key>, spec: <name>}
     # (judges/upstream_prompt.py). Its identity text stands in for the template text.
     prompt: dict[str, Any] | None = None
+    # How the judge is called (none of it enters the identity): synchronously or through the Batch API,
+    # the batch mode's settings and prices, and client-side pacing to the account's limits.
+    mode: JudgeMode = "sync"
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    batch_price: Price | None = None  # None: batch lines are costed at `price` (never an under-estimate)
+    rate_limit: RateLimitSettings | None = None
     # Not read from YAML: where the config came from and the template's text (loaded once).
     source: str = ""
     template_text: str = ""
 
     # --- identity -------------------------------------------------------------------------------
     def identity(self) -> dict[str, Any]:
-        """Everything that can change a judgement. Endpoint, key, concurrency and timeouts cannot."""
+        """Everything that can change a judgement. Endpoint, key, concurrency, timeouts, prices, the mode
+        (sync or batch) and rate limits cannot."""
         return {
             "model": self.model,
             "temperature": self.temperature,
@@ -108,9 +118,7 @@ class JudgeConfig:
         unknown = sorted(set(changes) - YAML_KEYS)
         if unknown:
             raise JudgeConfigError(f"judge config {where}: unknown override {unknown[0]!r}")
-        values = {key: getattr(self, key) for key in YAML_KEYS} | changes
-        if isinstance(values["price"], Price):
-            values["price"] = dataclasses.asdict(values["price"])
+        values = _as_yaml({key: getattr(self, key) for key in YAML_KEYS} | changes)
         new = dataclasses.replace(
             _config_from(_check(values, where), self.source), template_text=self.template_text
         )
@@ -172,6 +180,10 @@ class _ConfigSchema(BaseModel):
     smoke_test: bool = False
     paper_protocol: bool = False
     prompt: dict[str, Any] | None = None
+    mode: JudgeMode = "sync"
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    batch_price: _PriceSchema | None = None
+    rate_limit: RateLimitSettings | None = None
 
     @field_validator("truncation", mode="before")
     @classmethod
@@ -208,6 +220,24 @@ class _ConfigSchema(BaseModel):
 
 # Keys a YAML file may hold.
 YAML_KEYS = frozenset(_ConfigSchema.model_fields)
+# The mappings a config holds, by key: their own keys are checked (and listed in errors) by these schemas.
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "price": _PriceSchema,
+    "batch_price": _PriceSchema,
+    "batch": BatchSettings,
+    "rate_limit": RateLimitSettings,
+}
+
+
+def _as_yaml(values: dict[str, Any]) -> dict[str, Any]:
+    """Config values as a file holds them: prices and sections as plain mappings."""
+    out = dict(values)
+    for key, value in values.items():
+        if isinstance(value, Price):
+            out[key] = dataclasses.asdict(value)
+        elif isinstance(value, BaseModel):
+            out[key] = value.model_dump()
+    return out
 
 
 def _check(values: dict[str, Any], where: str) -> _ConfigSchema:
@@ -223,9 +253,12 @@ def _check(values: dict[str, Any], where: str) -> _ConfigSchema:
         if error["type"] == "missing":
             raise JudgeConfigError(f"judge config {where}: missing key {key!r}") from None
         if error["type"] == "extra_forbidden":
-            known = sorted(YAML_KEYS) if len(error["loc"]) == 1 else sorted(_PriceSchema.model_fields)
+            section = _SECTIONS.get(str(error["loc"][0])) if len(error["loc"]) > 1 else None
+            known = sorted(section.model_fields) if section is not None else sorted(YAML_KEYS)
             raise JudgeConfigError(f"judge config {where}: unknown key {key!r} (known: {known})") from None
         expected = _EXPECTED.get(error["type"])
+        if error["type"] == "literal_error":
+            expected = "one of " + str(error.get("ctx", {}).get("expected", ""))
         if expected is not None:
             raise JudgeConfigError(
                 f"judge config {where}: key {key!r} must be {expected}, got {error['input']!r}"
@@ -244,13 +277,16 @@ _EXPECTED = {
     "dict_type": "a mapping",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
-    "literal_error": "one of " + ", ".join(repr(f) for f in RESPONSE_FORMATS),
 }
 
 
 def _config_from(checked: _ConfigSchema, source: str) -> JudgeConfig:
     values = checked.model_dump()
     values["price"] = Price(**values["price"])
+    if values["batch_price"] is not None:
+        values["batch_price"] = Price(**values["batch_price"])
+    values["batch"] = checked.batch
+    values["rate_limit"] = checked.rate_limit
     return JudgeConfig(**values, source=source, template_text="")
 
 

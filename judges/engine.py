@@ -16,6 +16,13 @@ the cache (``JudgeCache.claim``); when another live process is judging the same 
 rest of its work first and then waits for that answer (re-checking every ``LEASE_POLL_S``) instead of
 paying for it again. Leases are renewed while calls run and expire ``LEASE_TTL_S`` after their owner
 stops renewing them (at once when the owner was a process on this host that has died).
+
+Batch mode: a config with ``mode: batch`` judges its cache misses through the files + batches API
+(``batch.judge_in_batches``) instead of one call each: same prompts, same parser, same cache records and
+failure kinds, costed at the config's ``batch_price``, each line's worst case reserved against the same
+budget. The batch ledger in the cache file stands in for leases (an item in an open batch of any run is
+collected from it, never submitted again); an item still in a batch when ``batch.max_wait_s`` runs out
+is ``skipped`` with ``batch_pending`` and collected by the next run.
 """
 
 from __future__ import annotations
@@ -27,18 +34,19 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from iopo_eval.judges import estimate
-from iopo_eval.judges.cache import CachedJudgement, JudgeCache, new_lease_owner
+from iopo_eval.judges.batch import BatchItem, BatchReport
+from iopo_eval.judges.batch_estimate import estimate_modes
+from iopo_eval.judges.cache import CachedJudgement, CacheTransaction, JudgeCache, new_lease_owner
 from iopo_eval.judges.client import JudgeAttempts, JudgeClient
 from iopo_eval.judges.config import JudgeConfig
-from iopo_eval.judges.parse import get_parser
+from iopo_eval.judges.parse import ParserSpec, get_parser
 from iopo_eval.judges.prompt import RenderedPrompt, cache_key, render
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest, Usage
 from iopo_eval.judges.upstream_prompt import render_upstream
@@ -52,12 +60,21 @@ LEASE_POLL_S = 0.25  # how often items leased by another process are checked aga
 
 @dataclass
 class DryRunEstimate:
+    """What judging the cache misses would cost, in both modes: ``usd`` is the config's own mode, and
+    the ``sync_`` and ``batch_`` figures price the same tokens at the synchronous and the batch price."""
+
     items: int  # uncached items that would be judged
     prompt_tokens: int
     completion_tokens: int  # expected size of the replies
-    usd: float
+    usd: float  # in the mode the judge is configured for
     usd_upper_bound: float  # if every reply used max_tokens
     method: str  # how prompt tokens were counted
+    sync_usd: float = 0.0
+    sync_usd_upper_bound: float = 0.0
+    batch_usd: float = 0.0
+    batch_usd_upper_bound: float = 0.0
+    batches: int = 0  # batch input files the batch mode would submit (at the config's per-batch limits)
+    batch_bytes: int = 0
 
 
 @dataclass
@@ -78,6 +95,8 @@ class JudgeRun:
     budget_usd: float | None = None
     dry_run: bool = False
     estimate: DryRunEstimate | None = None
+    # Batch mode: batches submitted and re-attached, request lines uploaded, files/batches API calls ...
+    batch: BatchReport | None = None
 
     @property
     def judged(self) -> int:
@@ -214,16 +233,32 @@ def _from_attempts(item: _Item, result: JudgeAttempts, config: JudgeConfig) -> J
     )
 
 
-def _estimate(items: list[_Item], config: JudgeConfig) -> DryRunEstimate:
-    prompt = sum(estimate.prompt_tokens(i.rendered.text, config.model) for i in items)
-    completion = sum(estimate.completion_tokens(i.request.n_expected, config.max_tokens) for i in items)
+def _batch_item(item: _Item) -> BatchItem:
+    return BatchItem(item.key, item.rendered.text, item.request.n_expected, dict(item.rendered.truncated))
+
+
+def batch_items(requests: Sequence[JudgeRequest], config: JudgeConfig) -> dict[str, BatchItem]:
+    """Request key -> the item batch mode submits for it (rendered and keyed as the engine does); requests
+    with an empty response are left out (the engine fails them without asking the judge)."""
+    return {item.request.key: _batch_item(item) for item in _prepare(requests, config) if item is not None}
+
+
+def _estimate(items: list[_Item], config: JudgeConfig, parser: ParserSpec) -> DryRunEstimate:
+    both = estimate_modes([_batch_item(i) for i in items], config, parser)
+    batch = config.mode == "batch"
     return DryRunEstimate(
-        items=len(items),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        usd=config.price.cost(prompt, completion),
-        usd_upper_bound=config.price.cost(prompt, config.max_tokens * len(items)),
-        method=estimate.method(config.model),
+        items=both.items,
+        prompt_tokens=both.prompt_tokens,
+        completion_tokens=both.completion_tokens,
+        usd=both.batch_usd if batch else both.sync_usd,
+        usd_upper_bound=both.batch_usd_upper_bound if batch else both.sync_usd_upper_bound,
+        method=both.method,
+        sync_usd=both.sync_usd,
+        sync_usd_upper_bound=both.sync_usd_upper_bound,
+        batch_usd=both.batch_usd,
+        batch_usd_upper_bound=both.batch_usd_upper_bound,
+        batches=both.batches,
+        batch_bytes=both.batch_bytes,
     )
 
 
@@ -280,6 +315,10 @@ async def judge_many(
         run.usd += part.usd
         if part.estimate is not None:
             estimates.append(part.estimate)
+        if part.batch is not None:
+            if run.batch is None:
+                run.batch = BatchReport()
+            run.batch.add(part.batch)
     run.outcomes = [o for o in outcomes if o is not None]
     assert len(run.outcomes) == len(requests)
     run.failures = dict(
@@ -287,7 +326,7 @@ async def judge_many(
             o.error_kind for o in run.outcomes if o.status != "ok" and o.error_kind not in (None, "dry_run")
         )
     )
-    run.estimate = _merge_estimates(estimates) if dry_run else None
+    run.estimate = merge_estimates(estimates) if dry_run else None
     run.elapsed_s = time.perf_counter() - started
     return run
 
@@ -320,17 +359,17 @@ async def _all(jobs: list[Coroutine[Any, Any, JudgeRun]]) -> list[JudgeRun]:
         raise
 
 
-def _merge_estimates(estimates: list[DryRunEstimate]) -> DryRunEstimate | None:
+def merge_estimates(estimates: Sequence[DryRunEstimate]) -> DryRunEstimate | None:
+    """The sum of several estimates (None for none)."""
     if not estimates:
         return None
-    return DryRunEstimate(
-        items=sum(e.items for e in estimates),
-        prompt_tokens=sum(e.prompt_tokens for e in estimates),
-        completion_tokens=sum(e.completion_tokens for e in estimates),
-        usd=sum(e.usd for e in estimates),
-        usd_upper_bound=sum(e.usd_upper_bound for e in estimates),
-        method=", ".join(sorted({e.method for e in estimates})),
-    )
+    sums = {
+        f.name: sum(getattr(e, f.name) for e in estimates)
+        for f in dataclasses.fields(DryRunEstimate)
+        if f.name != "method"
+    }
+    methods = sorted({m.strip() for e in estimates for m in e.method.split(",")})
+    return DryRunEstimate(**sums, method=", ".join(methods))
 
 
 async def _judge_group(
@@ -369,7 +408,7 @@ async def _judge_group(
 
     if dry_run:
         todo = [items[indices[0]] for indices in pending.values()]
-        run.estimate = _estimate([i for i in todo if i is not None], config)
+        run.estimate = _estimate([i for i in todo if i is not None], config, parser)
         for indices in pending.values():
             for index in indices:
                 item = items[index]
@@ -384,7 +423,8 @@ async def _judge_group(
                     judge_model=config.model,
                 )
     elif pending:
-        await _call_pending(items, pending, outcomes, run, config, store, parser, budget, progress)
+        ask = _batch_pending if config.mode == "batch" else _call_pending
+        await ask(items, pending, outcomes, run, config, store, parser, budget, progress)
 
     run.outcomes = [o for o in outcomes if o is not None]
     assert len(run.outcomes) == len(requests)
@@ -402,6 +442,167 @@ async def _judge_group(
     return run
 
 
+class _CacheWriter:
+    """Synchronous mode's cache writes (lease claims, judgements, failures, releases), committed together
+    at the end of the event loop's current step: the items whose replies arrived at the same moment share
+    one transaction instead of two each, which is most of the engine's CPU per call at high concurrency.
+    A worker waits for its claim, queued after its previous item's judgement, so that judgement is
+    committed before the worker does anything else, as with one transaction per write."""
+
+    def __init__(self, store: JudgeCache) -> None:
+        self.store = store
+        self.loop = asyncio.get_running_loop()
+        self.pending: list[tuple[Callable[[CacheTransaction], Any], asyncio.Future[Any] | None]] = []
+        self.scheduled = False
+        self.error: BaseException | None = None
+
+    def queue(
+        self, change: Callable[[CacheTransaction], Any], *, wait: bool = False
+    ) -> asyncio.Future[Any] | None:
+        if self.error is not None:
+            raise self.error
+        future = self.loop.create_future() if wait else None
+        self.pending.append((change, future))
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+        return future
+
+    async def claim(self, key: str, owner: str, ttl_s: float) -> tuple[str, CachedJudgement | None]:
+        future = self.queue(lambda tx: tx.claim(key, owner, ttl_s), wait=True)
+        assert future is not None
+        result: tuple[str, CachedJudgement | None] = await future
+        return result
+
+    def flush(self) -> None:
+        """Commit what is queued (also called when the run ends, so nothing queued is lost)."""
+        self.scheduled = False
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        try:
+            with self.store.transaction() as tx:
+                results = [change(tx) for change, _ in batch]
+        except BaseException as exc:
+            self.error = exc
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    def close(self) -> None:
+        """Commit the rest; a write that failed fails the run."""
+        self.flush()
+        if self.error is not None:
+            raise self.error
+
+
+class _Finisher:
+    """Where the result of each pending item goes, in both modes: parsed judgements to the cache first
+    (a kill after that loses nothing paid for), failures to its log, then to every request that asked
+    the same question. It is also batch mode's sink (``batch.BatchSink``)."""
+
+    def __init__(
+        self,
+        items: list[_Item | None],
+        pending: dict[str, list[int]],
+        outcomes: list[JudgeOutcome | None],
+        run: JudgeRun,
+        config: JudgeConfig,
+        store: JudgeCache,
+        bar: Any,
+        owner: str | None = None,  # the lease owner (synchronous mode), whose lease a failure releases
+        writer: _CacheWriter | None = None,  # synchronous mode: writes committed with those of other items
+    ) -> None:
+        self.items, self.pending, self.outcomes, self.run = items, pending, outcomes, run
+        self.config, self.store, self.bar, self.owner = config, store, bar, owner
+        self.writer = writer
+        self.identity = config.identity_hash()
+
+    def write(self, change: Callable[[CacheTransaction], Any]) -> None:
+        if self.writer is not None:
+            self.writer.queue(change)
+        else:
+            with self.store.transaction() as tx:
+                change(tx)
+
+    def first(self, key: str) -> _Item:
+        item = self.items[self.pending[key][0]]
+        assert item is not None
+        return item
+
+    def share(self, key: str, outcome: JudgeOutcome) -> None:
+        indices = self.pending[key]
+        self.outcomes[indices[0]] = outcome
+        for index in indices[1:]:
+            item = self.items[index]
+            assert item is not None
+            # A duplicate of an earlier request shares its answer; the call was paid once.
+            self.outcomes[index] = dataclasses.replace(
+                outcome, key=item.request.key, usage=Usage(), cost_usd=0.0, attempts=0, cached=True
+            )
+        self.bar.update(len(indices))
+
+    def cached(self, key: str, record: CachedJudgement) -> None:
+        """Judged meanwhile by another process: its answer, at no cost to this run."""
+        self.run.cache_hits += 1
+        self.share(key, _from_cache(self.first(key), record))
+
+    def result(self, key: str, result: JudgeAttempts) -> None:
+        first = self.first(key)
+        config = self.config
+        outcome = _from_attempts(first, result, config)
+        if result.status == "ok" and result.parsed is not None:
+            record = CachedJudgement(
+                key=key,
+                judge_identity=self.identity,
+                judge_name=config.name,
+                judge_model=config.model,
+                prompt_version=config.prompt_version,
+                raw=result.raw or "",
+                scores=list(result.parsed.scores),
+                reasons=list(result.parsed.reasons) if result.parsed.reasons is not None else None,
+                overall=result.parsed.overall,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                cost_usd=result.cost_usd,
+                latency_s=result.latency_s,
+                attempts=result.attempts,
+                truncated=dict(first.rendered.truncated),
+                created_at=time.time(),
+            )
+            self.write(lambda tx: tx.put(record))
+        else:
+            owner, kind = self.owner, result.error_kind or "unknown"
+            if result.status == "failed":
+                self.write(
+                    lambda tx: tx.log_failure(
+                        key, config.model, kind, result.error, result.raw, result.attempts
+                    )
+                )
+            if owner is not None:
+                self.write(lambda tx: tx.release(key, owner))
+        self.run.prompt_tokens += result.usage.prompt_tokens
+        self.run.completion_tokens += result.usage.completion_tokens
+        self.run.usd += result.cost_usd
+        self.share(key, outcome)
+
+
+def _progress_bar(
+    config: JudgeConfig, items: list[_Item | None], pending: dict[str, list[int]], progress: bool
+) -> Any:
+    return tqdm(
+        total=len(items),
+        initial=len(items) - sum(len(v) for v in pending.values()),
+        desc=f"judge {config.name}",
+        unit="item",
+        disable=not progress,
+    )
+
+
 async def _call_pending(
     items: list[_Item | None],
     pending: dict[str, list[int]],
@@ -417,91 +618,24 @@ async def _call_pending(
     width = config.concurrency
     client = JudgeClient(config)
     client.open()  # fail now, before any work, when the key is missing
-    identity = config.identity_hash()
     queue = list(pending.items())
     queue.reverse()  # pop() from the end keeps request order
-    bar = tqdm(
-        total=len(items),
-        initial=len(items) - sum(len(v) for v in pending.values()),
-        desc=f"judge {config.name}",
-        unit="item",
-        disable=not progress,
-    )
-
+    bar = _progress_bar(config, items, pending, progress)
     owner = new_lease_owner()
+    writer = _CacheWriter(store)
+    done = _Finisher(items, pending, outcomes, run, config, store, bar, owner, writer)
     deferred: list[tuple[str, list[int]]] = []  # items another live process is judging right now
     next_check = 0.0
-
-    def share(key: str, outcome: JudgeOutcome) -> None:
-        indices = pending[key]
-        outcomes[indices[0]] = outcome
-        for index in indices[1:]:
-            item = items[index]
-            assert item is not None
-            # A duplicate of an earlier request shares its answer; the call was paid once.
-            outcomes[index] = dataclasses.replace(
-                outcome, key=item.request.key, usage=Usage(), cost_usd=0.0, attempts=0, cached=True
-            )
-        bar.update(len(indices))
-
-    def finish_cached(key: str, record: CachedJudgement) -> None:
-        """Judged meanwhile by another process: its answer, at no cost to this run."""
-        first = items[pending[key][0]]
-        assert first is not None
-        run.cache_hits += 1
-        share(key, _from_cache(first, record))
-
-    def finish(key: str, result: JudgeAttempts) -> None:
-        first = items[pending[key][0]]
-        assert first is not None
-        outcome = _from_attempts(first, result, config)
-        if result.status == "ok" and result.parsed is not None:
-            # Committed before anything else happens: a kill after this line loses nothing paid for.
-            store.put(
-                CachedJudgement(
-                    key=key,
-                    judge_identity=identity,
-                    judge_name=config.name,
-                    judge_model=config.model,
-                    prompt_version=config.prompt_version,
-                    raw=result.raw or "",
-                    scores=list(result.parsed.scores),
-                    reasons=list(result.parsed.reasons) if result.parsed.reasons is not None else None,
-                    overall=result.parsed.overall,
-                    prompt_tokens=result.usage.prompt_tokens,
-                    completion_tokens=result.usage.completion_tokens,
-                    cost_usd=result.cost_usd,
-                    latency_s=result.latency_s,
-                    attempts=result.attempts,
-                    truncated=dict(first.rendered.truncated),
-                    created_at=time.time(),
-                )
-            )
-        else:
-            if result.status == "failed":
-                store.log_failure(
-                    key,
-                    config.model,
-                    result.error_kind or "unknown",
-                    result.error,
-                    result.raw,
-                    result.attempts,
-                )
-            store.release(key, owner)
-        run.prompt_tokens += result.usage.prompt_tokens
-        run.completion_tokens += result.usage.completion_tokens
-        run.usd += result.cost_usd
-        share(key, outcome)
 
     def recheck() -> None:
         """Items leased elsewhere: take the answers that arrived, queue the ones whose lease ended."""
         keys = [key for key, _ in deferred]
-        done = store.get_many(keys)
-        held = store.held_elsewhere([k for k in keys if k not in done], owner)
+        stored = store.get_many(keys)
+        held = store.held_elsewhere([k for k in keys if k not in stored], owner)
         still = []
         for key, indices in deferred:
-            if key in done:
-                finish_cached(key, done[key])
+            if key in stored:
+                done.cached(key, stored[key])
             elif key in held:
                 still.append((key, indices))
             else:
@@ -512,7 +646,7 @@ async def _call_pending(
         item = items[indices[0]]
         assert item is not None
         if budget.exhausted:
-            finish(
+            done.result(
                 key,
                 JudgeAttempts(
                     status="skipped",
@@ -521,10 +655,10 @@ async def _call_pending(
                 ),
             )
             return
-        state, record = store.claim(key, owner, LEASE_TTL_S)
+        state, record = await writer.claim(key, owner, LEASE_TTL_S)
         if state == "done":
             assert record is not None
-            finish_cached(key, record)
+            done.cached(key, record)
             return
         if state == "busy":
             deferred.append((key, indices))
@@ -540,7 +674,7 @@ async def _call_pending(
         except BaseException:
             store.release(key, owner)
             raise
-        finish(key, result)
+        done.result(key, result)
 
     async def worker() -> None:
         nonlocal next_check
@@ -570,9 +704,80 @@ async def _call_pending(
         bar.close()
         run.calls = client.calls
         try:
-            store.release(None, owner)
+            writer.close()  # judgements that arrived last are committed before anything else
         finally:
+            try:
+                store.release(None, owner)
+            finally:
+                await client.aclose()
+
+
+async def _batch_pending(
+    items: list[_Item | None],
+    pending: dict[str, list[int]],
+    outcomes: list[JudgeOutcome | None],
+    run: JudgeRun,
+    config: JudgeConfig,
+    store: JudgeCache,
+    parser: Any,
+    budget: _Budget,
+    progress: bool,
+) -> None:
+    """Batch mode (``config.mode == "batch"``): the cache misses go through the files + batches API
+    (``batch.judge_in_batches``), whose results reach the cache and the outcomes through the same
+    ``_Finisher`` as synchronous replies. The batch ledger stands in for leases: an item held by an open
+    batch of any run is collected from that batch, never asked again."""
+    from iopo_eval.judges.batch import judge_in_batches
+
+    done = _Finisher(items, pending, outcomes, run, config, store, tqdm(disable=True))
+    asked = [_batch_item(done.first(key)) for key in pending]
+    parsers = {key: parser.for_request(done.first(key).request.fields) for key in pending}
+    fallback_calls = 0
+
+    async def fallback(asked: list[tuple[BatchItem, JudgeAttempts]]) -> None:
+        """``fallback: sync``: error lines and rejected replies asked again one by one (with the client's
+        retries and rate limit, ``concurrency`` at a time); the batch rounds already paid count too."""
+        nonlocal fallback_calls
+        client = JudgeClient(config)
+        queue = list(reversed(asked))
+
+        async def worker() -> None:
+            while queue:
+                batch_item, before = queue.pop()
+                result = await client.judge(
+                    batch_item.prompt,
+                    batch_item.n_expected,
+                    parsers[batch_item.key],
+                    gate=budget.gate,
+                    settle=budget.settle,
+                )
+                result.attempts += before.attempts
+                result.usage.prompt_tokens += before.usage.prompt_tokens
+                result.usage.completion_tokens += before.usage.completion_tokens
+                result.cost_usd += before.cost_usd
+                result.latency_s += before.latency_s
+                done.result(batch_item.key, result)
+
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(queue)))))
+        finally:
+            fallback_calls += client.calls
             await client.aclose()
+
+    report = await judge_in_batches(
+        asked,
+        config,
+        store,
+        parser,
+        done,
+        parsers=parsers,
+        sync_fallback=fallback,
+        gate=budget.gate,
+        settle=budget.settle,
+        progress=progress,
+    )
+    run.calls = sum(report.api_calls.values()) + fallback_calls
+    run.batch = report
 
 
 def judge_batch(

@@ -10,6 +10,7 @@ itself). The nonce is deterministic, so the same inputs always give the same pro
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -39,11 +40,38 @@ class RenderedPrompt:
 
 def template_fields(template_text: str) -> list[str]:
     """Field names a template uses, in order of first use, without the reserved ones."""
+    return list(_template_fields(template_text))
+
+
+@functools.lru_cache(maxsize=64)
+def _template_fields(template_text: str) -> tuple[str, ...]:
     seen: list[str] = []
     for name in PLACEHOLDER.findall(template_text):
         if name not in seen and name not in RESERVED:
             seen.append(name)
-    return seen
+    return tuple(seen)
+
+
+@functools.lru_cache(maxsize=64)
+def _pieces(template_text: str) -> tuple[tuple[str, bool], ...]:
+    """The template split once into literal text and placeholder names (``True``), in order: filling it
+    is then a join, the same single pass as a substitution."""
+    pieces: list[tuple[str, bool]] = []
+    at = 0
+    for match in PLACEHOLDER.finditer(template_text):
+        pieces.append((template_text[at : match.start()], False))
+        pieces.append((match.group(1), True))
+        at = match.end()
+    pieces.append((template_text[at:], False))
+    return tuple(pieces)
+
+
+def _no_surrogates(text: str) -> str:
+    try:
+        text.encode("utf-8")  # fails exactly when the text holds a surrogate; much faster than a scan
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def format_field(name: str, value: Any) -> str:
@@ -92,7 +120,7 @@ def render(
     n_expected: int,
     truncation: Mapping[str, int] | None = None,
 ) -> RenderedPrompt:
-    names = template_fields(template_text)
+    names = _template_fields(template_text)
     for reserved in RESERVED:
         if reserved in fields:
             raise TemplateError(f"template field {reserved!r} is reserved and filled in by the renderer")
@@ -103,7 +131,7 @@ def render(
     rendered: dict[str, str] = {}
     truncated: dict[str, int] = {}
     for name in names:
-        text = _SURROGATE.sub("\ufffd", format_field(name, fields[name]))
+        text = _no_surrogates(format_field(name, fields[name]))
         limit = limits.get(name)
         if limit is not None and len(text) > limit:
             truncated[name] = len(text)
@@ -111,7 +139,7 @@ def render(
         rendered[name] = text
     nonce = _nonce(rendered)
     values = {**rendered, "nonce": nonce, "n_expected": str(n_expected)}
-    text = PLACEHOLDER.sub(lambda m: values[m.group(1)], template_text)
+    text = "".join(values[piece] if is_name else piece for piece, is_name in _pieces(template_text))
     return RenderedPrompt(text=text, fields=rendered, truncated=truncated, nonce=nonce)
 
 

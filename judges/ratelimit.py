@@ -16,8 +16,9 @@ running mean of reported completion tokens, starting from the caller's guess). W
 ``settle`` replaces the reservation with the reported usage, returning or charging the difference. A
 call that fails keeps its reservation (a 429 is not billed, but the endpoint may still count it).
 
-``limiter_for(config, limits)`` gives the one limiter of a judge config (its endpoint, model and key
-variable), so every client of that judge in the process shares it.
+``limiter_for(config)`` gives the one limiter of a judge config's ``rate_limit`` (per endpoint, model and
+key variable), so every client of that judge in the process shares it; ``JudgeClient.complete`` acquires
+a slot before each HTTP call (retries included) and settles it with the reported usage after.
 """
 
 from __future__ import annotations
@@ -28,28 +29,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from iopo_eval.judges import estimate
-from iopo_eval.judges.client import DEFAULT_BASE_URL, Completion, JudgeClient
-from iopo_eval.judges.config import JudgeConfig
+from iopo_eval.judges.config import DEFAULT_BASE_URL, JudgeConfig
+from iopo_eval.judges.settings import RateLimitSettings
 from iopo_eval.judges.types import Usage
 
 SCALE_BOUNDS = (0.25, 4.0)  # how far reported prompt tokens may move the estimate
 EMA_WEIGHT = 0.1  # weight of the newest report in the running estimates
-
-
-class RateLimitSettings(BaseModel):
-    """The ``rate_limit:`` section of a judge config (proposed; all optional)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requests_per_minute: float | None = Field(None, gt=0)
-    tokens_per_minute: float | None = Field(None, gt=0)
-    burst_s: float = Field(1.0, gt=0, description="seconds of the rate that may start at once")
-    completion_tokens: int = Field(
-        256, ge=0, description="expected reply tokens per call until the endpoint has reported some"
-    )
 
 
 class Clock:
@@ -178,9 +163,11 @@ _LIMITERS: dict[tuple[Any, ...], RateLimiter] = {}
 _REGISTRY_LOCK = threading.Lock()
 
 
-def limiter_for(config: JudgeConfig, limits: RateLimitSettings | None) -> RateLimiter | None:
-    """The process-wide limiter of this judge's endpoint, model and key (None when no limit is stated)."""
-    if limits is None or (limits.requests_per_minute is None and limits.tokens_per_minute is None):
+def limiter_for(config: JudgeConfig, limits: RateLimitSettings | None = None) -> RateLimiter | None:
+    """The process-wide limiter of this judge's endpoint, model and key for ``limits`` (default: the
+    config's ``rate_limit``); None when no limit is stated."""
+    limits = limits if limits is not None else config.rate_limit
+    if limits is None or not limits.limits_anything:
         return None
     key = ((config.base_url or DEFAULT_BASE_URL).rstrip("/"), config.model, config.api_key_env, limits)
     with _REGISTRY_LOCK:
@@ -189,20 +176,4 @@ def limiter_for(config: JudgeConfig, limits: RateLimitSettings | None) -> RateLi
         return _LIMITERS[key]
 
 
-class PacedJudgeClient(JudgeClient):
-    """The judge client with every HTTP call (retries included) paced by a rate limiter.
-
-    The wiring proposed for ``JudgeClient.complete`` itself is the same few lines: acquire before the
-    call, settle with the reported usage after it."""
-
-    def __init__(self, config: JudgeConfig, limiter: RateLimiter) -> None:
-        super().__init__(config)
-        self.limiter = limiter
-
-    async def complete(self, body: dict[str, Any]) -> Completion:
-        prompt = str(body["messages"][-1]["content"])
-        ticket = await self.limiter.acquire(estimate.prompt_tokens(prompt, self.config.model))
-        # A failed call (CallError) keeps its reservation: the endpoint may have counted it.
-        completion = await super().complete(body)
-        self.limiter.settle(ticket, completion.usage if completion.usage_reported else None)
-        return completion
+__all__ = ["Clock", "RateLimitSettings", "RateLimiter", "Ticket", "limiter_for"]

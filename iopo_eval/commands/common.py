@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from iopo_eval.judges.config import ENV_JUDGE
-from iopo_eval.judging import JudgeSession
+from iopo_eval.judging import JudgeModes, JudgeSession
 
 if TYPE_CHECKING:
     from iopo_eval.results import RunResults
@@ -64,6 +64,25 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
         "with --dry-run, what a real run would send",
     )
     g.add_argument(
+        "--judge-mode",
+        choices=("sync", "batch"),
+        help="sync: one call per judgement; batch: OpenAI's Batch API, half the price, answers within 24 h, "
+        "resumable (default: $IOPO_EVAL_JUDGE_MODE, else the judge config's mode, sync)",
+    )
+    g.add_argument(
+        "--batch-fallback",
+        choices=("batch", "sync"),
+        help="batch mode: ask error lines and unparseable answers again in a follow-up batch (default) or "
+        "synchronously",
+    )
+    g.add_argument(
+        "--batch-wait",
+        type=_seconds,
+        metavar="SECONDS",
+        help="batch mode: stop waiting after this long; unfinished items are not judged (exit 3) and the "
+        "next run collects them without resubmitting (default: wait until every batch ends)",
+    )
+    g.add_argument(
         "--no-embedded-judge",
         action="store_true",
         help="fail instead of starting the embedded smoke-test judge when no endpoint or key is configured",
@@ -71,7 +90,8 @@ def add_judge_args(p: argparse.ArgumentParser) -> None:
 
 
 def session_from_args(args: argparse.Namespace) -> JudgeSession:
-    """The run's judge session, from the judge flags (``--judge`` unset: ``$IOPO_EVAL_JUDGE``).
+    """The run's judge session, from the judge flags (unset: ``$IOPO_EVAL_JUDGE``, ``$IOPO_EVAL_JUDGE_MODE``,
+    ``$IOPO_EVAL_JUDGE_BATCH_FALLBACK``, ``$IOPO_EVAL_JUDGE_BATCH_WAIT_S``).
 
     ``--cfbench-counting`` is a scoring choice, not a judge setting: it goes into the environment
     variable that CFBench's scoring reads (as a plain ``lm_eval`` run would set it), for this process."""
@@ -79,6 +99,7 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
         from iopo_eval.scoring.cfbench import COUNTING_ENV
 
         os.environ[COUNTING_ENV] = args.cfbench_counting
+    env = JudgeModes.from_environment()
     return JudgeSession(
         config_name=args.judge or os.environ.get(ENV_JUDGE) or None,
         base_url=args.judge_base_url,
@@ -86,10 +107,20 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
         cache_path=Path(args.judge_cache) if args.judge_cache else None,
         concurrency=args.concurrency,
         budget_usd=args.budget,
+        mode=args.judge_mode or env.mode,
+        batch_fallback=args.batch_fallback or env.batch_fallback,
+        batch_wait_s=args.batch_wait if args.batch_wait is not None else env.batch_wait_s,
         dry_run=args.dry_run,
         allow_embedded=not args.no_embedded_judge,
         save_prompts=getattr(args, "save_prompts", None),
     )
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
 
 
 def add_leaderboard_arg(p: argparse.ArgumentParser) -> None:

@@ -49,6 +49,8 @@ def embedded_judge_config(base: JudgeConfig, server: ServedModel) -> JudgeConfig
         model=server.model_name,
         smoke_test=True,
         price=Price(input_per_mtok=0.0, output_per_mtok=0.0),
+        batch_price=Price(input_per_mtok=0.0, output_per_mtok=0.0),
+        mode="sync",  # llama.cpp's server has no files + batches API
         response_format="json_object",
         concurrency=1,
         truncation=truncation,

@@ -1,9 +1,9 @@
 """A batch-mode judge stage as its own process, for tests and benchmarks that kill it and resume.
 
 It builds judge requests (all TRACE rows from the data mirror with a deterministic synthetic response, or
-N synthetic items), judges them in batch mode (``batch_standalone.judge_requests_in_batches``) into a
-SQLite cache through the files + batches API at ``--base-url``, writes one line per item to ``--out`` and
-prints the run's report as one JSON line. It imports no lm-eval, so it starts fast.
+N synthetic items), judges them through the engine in batch mode (``judge_batch`` with ``mode: batch``)
+into a SQLite cache through the files + batches API at ``--base-url``, writes one line per item to
+``--out`` and prints the run's batch report as one JSON line. It imports no lm-eval, so it starts fast.
 
     python -m iopo_eval.testing.batch_driver --base-url URL --cache C --out OUT (--trace | --synthetic N)
         [--poll 0.05] [--max-requests N] [--fallback batch|sync]
@@ -12,15 +12,16 @@ prints the run's report as one JSON line. It imports no lm-eval, so it starts fa
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from iopo_eval.judges import JudgeCache, JudgeRequest, load_judge_config
-from iopo_eval.judges.batch import BatchSettings
-from iopo_eval.judges.batch_standalone import judge_requests_in_batches, same_items
+from iopo_eval.judges import JudgeCache, JudgeOutcome, JudgeRequest, judge_batch, load_judge_config
+from iopo_eval.judges.batch import BatchReport
+from iopo_eval.judges.cache import CachedJudgement
+from iopo_eval.judges.settings import BatchSettings
 
 KEY_ENV = "IOPO_BATCH_DRIVER_KEY"
 
@@ -51,6 +52,28 @@ def synthetic_requests(n: int) -> list[JudgeRequest]:
     ]
 
 
+def same_items(result: JudgeOutcome | CachedJudgement) -> dict[str, Any]:
+    """What must match between batch and synchronous mode for one item: the reply, its parse, its tokens
+    (a cache record's, or an outcome's)."""
+    if isinstance(result, CachedJudgement):
+        return {
+            "status": "ok",
+            "raw": result.raw,
+            "scores": list(result.scores),
+            "reasons": result.reasons,
+            "overall": result.overall,
+            "usage": [result.prompt_tokens, result.completion_tokens],
+        }
+    return {
+        "status": result.status,
+        "raw": result.raw,
+        "scores": result.scores,
+        "reasons": result.reasons,
+        "overall": result.overall,
+        "usage": [result.usage.prompt_tokens, result.usage.completion_tokens],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base-url", required=True)
@@ -65,16 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fallback", choices=("batch", "sync"), default="batch")
     args = p.parse_args(argv)
     os.environ.setdefault(KEY_ENV, "unused-loopback-key")
-    config = load_judge_config(args.config).with_overrides(base_url=args.base_url, api_key_env=KEY_ENV)
-    requests = trace_requests() if args.trace else synthetic_requests(args.synthetic)
     settings = BatchSettings(
         poll_interval_s=args.poll, max_requests=args.max_requests, fallback=args.fallback
     )
+    config = load_judge_config(args.config).with_overrides(
+        base_url=args.base_url, api_key_env=KEY_ENV, mode="batch", batch=settings
+    )
+    requests = trace_requests() if args.trace else synthetic_requests(args.synthetic)
     with JudgeCache(args.cache) as cache:
-        results, report = asyncio.run(judge_requests_in_batches(requests, config, cache, settings=settings))
+        run = judge_batch(requests, config, cache, progress=False)
     with args.out.open("w", encoding="utf-8") as fh:
-        for key, result in results.items():
-            fh.write(json.dumps({"key": key, **same_items(result)}, ensure_ascii=False) + "\n")
+        for outcome in run.outcomes:
+            fh.write(json.dumps({"key": outcome.key, **same_items(outcome)}, ensure_ascii=False) + "\n")
+    report = run.batch or BatchReport()  # None: every item was in the cache
     summary = {
         "submitted": report.submitted,
         "reattached": report.reattached,

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 _COUNT_IN_PROMPT = re.compile(r"exactly (\d+) entries")
+_CFBENCH_COUNT = re.compile(r"恰好包含 (\d+) 项")  # cfbench_judge_v1.txt: "exactly N entries"
 
 
 def expected_count(request: dict[str, Any]) -> int:
@@ -52,6 +53,17 @@ def hashed_scores(request: dict[str, Any]) -> str:
     return json.dumps({"constraints": entries, "overall": overall})
 
 
+def cfbench_or_trace(request: dict[str, Any]) -> str:
+    """A judge of both bundled templates: every checkpoint of a CFBench prompt (``cfbench_judge_v1.txt``)
+    passes, every TRACE constraint gets :func:`hashed_scores`. For runs that judge several benchmarks."""
+    prompt = "".join(str(m.get("content", "")) for m in request.get("messages", []))
+    match = _CFBENCH_COUNT.search(prompt)
+    if match is None:
+        return hashed_scores(request)
+    n = int(match.group(1))
+    return json.dumps({"checkpoints": [{"index": i, "score": 1} for i in range(1, n + 1)]})
+
+
 def echo(request: dict[str, Any]) -> str:
     return str(request["messages"][-1]["content"])
 
@@ -59,5 +71,6 @@ def echo(request: dict[str, Any]) -> str:
 REPLIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "trace_all_tens": trace_scores(10),
     "hashed_scores": hashed_scores,
+    "cfbench_or_trace": cfbench_or_trace,
     "echo": echo,
 }

@@ -1,11 +1,12 @@
-"""Batch mode end to end against the loopback files + batches API: a real HTTP server, the openai SDK, a real
-SQLite cache file. Every batch state, partial error files, expiry, cancellation, splitting, retries and the
-synchronous fallback, budget, resuming from the ledger, and identity with synchronous mode."""
+"""Batch mode end to end through the engine (``judge_batch`` with ``mode: batch``) against the loopback
+files + batches API: a real HTTP server, the openai SDK, a real SQLite cache file. Every batch state,
+partial error files, expiry, cancellation, splitting, retries and the synchronous fallback, budget,
+resuming from the ledger, and identity with synchronous mode."""
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
+import dataclasses
 import itertools
 import json
 import logging
@@ -18,14 +19,23 @@ from typing import Any
 import openai
 import pytest
 
-from iopo_eval.judges import JudgeCache, JudgeConfig, JudgeRequest, Price, judge_batch, resolve_judge_config
-from iopo_eval.judges.batch import METADATA_KEY, BatchItem, BatchReport, BatchSettings, batch_price
+from iopo_eval.judges import (
+    JudgeCache,
+    JudgeConfig,
+    JudgeOutcome,
+    JudgeRequest,
+    Price,
+    judge_batch,
+    resolve_judge_config,
+)
+from iopo_eval.judges.batch import METADATA_KEY, BatchItem, BatchReport, batch_price
 from iopo_eval.judges.batch_estimate import estimate_modes
 from iopo_eval.judges.batch_ledger import BatchLedger, HeldKey
-from iopo_eval.judges.batch_standalone import batch_items, judge_requests_in_batches, same_items
-from iopo_eval.judges.cache import CachedJudgement
-from iopo_eval.judges.client import JudgeAttempts, JudgeClient
+from iopo_eval.judges.client import JudgeClient
+from iopo_eval.judges.engine import batch_items
 from iopo_eval.judges.parse import get_parser
+from iopo_eval.judges.settings import BatchSettings
+from iopo_eval.testing.batch_driver import same_items
 from iopo_eval.testing.batch_server import BatchServer
 from iopo_eval.testing.openai_server import Fault, OpenAIServer
 from iopo_eval.testing.replies import hashed_scores
@@ -33,7 +43,7 @@ from iopo_eval.testing.replies import hashed_scores
 from .conftest import KEY_ENV, build_requests
 
 FAST = {"poll_interval_s": 0.02}
-Result = JudgeAttempts | CachedJudgement
+Result = JudgeOutcome
 
 
 @pytest.fixture
@@ -55,8 +65,12 @@ def bconfig(bserver: BatchServer, monkeypatch: pytest.MonkeyPatch) -> JudgeConfi
 def run(
     requests: list[JudgeRequest], config: JudgeConfig, cache: JudgeCache, **options: Any
 ) -> tuple[dict[str, Result], BatchReport]:
+    """The engine in batch mode: outcomes by request key, and the batch report (empty when every item
+    was in the cache)."""
     settings = BatchSettings(**{**FAST, **options.pop("settings", {})})
-    return asyncio.run(judge_requests_in_batches(requests, config, cache, settings=settings, **options))
+    config = config.with_overrides(mode="batch", batch=settings, batch_price=options.pop("price", None))
+    judged = judge_batch(requests, config, cache, progress=False, **options)
+    return {o.key: o for o in judged.outcomes}, judged.batch or BatchReport()
 
 
 def in_thread(
@@ -98,8 +112,8 @@ def test_batch_mode_gives_the_same_items_as_synchronous_mode(
         batch_record = batch_records[outcome.key]
         assert batch_record is not None and batch_record.key == outcome.cache_key  # same cache key
         assert same_items(batch_record) == same_items(sync_records[outcome.key])  # reply, parse, usage
-        assert same_items(results[outcome.key])["scores"] == outcome.scores
-        assert results[outcome.key].attempts == 1 == outcome.attempts  # type: ignore[union-attr]
+        assert same_items(results[outcome.key]) == same_items(outcome)  # the outcomes too
+        assert results[outcome.key].attempts == 1 == outcome.attempts
     # Each line: custom_id = the cache key, body = exactly what the synchronous client posted.
     (batch_id,) = report.submitted
     rows = [json.loads(x) for x in bserver.file_bytes(bserver.batch(batch_id)["input_file_id"]).splitlines()]
@@ -116,8 +130,8 @@ def test_a_rerun_is_served_from_the_cache_without_any_api_call(
     run(requests, bconfig, cache)
     bserver.routes.clear()
     results, report = run(requests, bconfig, cache)
-    assert report.cached == 5 and not report.api_calls and not bserver.routes
-    assert all(isinstance(r, CachedJudgement) for r in results.values())
+    assert not report.api_calls and not bserver.routes
+    assert all(r.status == "ok" and r.cached for r in results.values())
 
 
 def test_lines_are_split_at_the_request_and_byte_limits(
@@ -160,7 +174,7 @@ def test_a_request_over_the_byte_limit_fails_without_a_call(
 ) -> None:
     results, report = run(build_requests(2), bconfig, cache, settings={"max_bytes": 100})
     assert report.failed == 2 and not report.api_calls and not bserver.routes
-    assert all(r.status == "failed" and r.error_kind == "bad_request" for r in results.values())  # type: ignore[union-attr]
+    assert all(r.status == "failed" and r.error_kind == "bad_request" for r in results.values())
 
 
 def test_error_lines_and_unparseable_answers_go_to_a_follow_up_batch(
@@ -184,11 +198,10 @@ def test_error_lines_and_unparseable_answers_go_to_a_follow_up_batch(
     assert input_keys(bserver, second) == retried
     for i in (0, 1, 2, 4):
         result = results[f"item-{i}"]
-        assert isinstance(result, JudgeAttempts) and result.status == "ok" and result.attempts == 2
-    prose = results["item-1"]
-    assert isinstance(prose, JudgeAttempts) and prose.usage.completion_tokens > 0  # both replies paid
+        assert result.status == "ok" and result.attempts == 2
+    assert results["item-1"].usage.completion_tokens > 0  # both replies paid
     assert cache.get(keys["item-1"]).attempts == 2  # type: ignore[union-attr]
-    assert results["item-3"].attempts == 1  # type: ignore[union-attr]
+    assert results["item-3"].attempts == 1
 
 
 def test_an_item_failing_every_round_is_recorded_as_failed_never_scored(
@@ -207,14 +220,14 @@ def test_an_item_failing_every_round_is_recorded_as_failed_never_scored(
 
     bserver.faults = faults
     results, report = run(requests, bconfig, cache, settings={"max_rounds": 3})
-    kinds = {k: (r.status, r.error_kind, r.attempts) for k, r in results.items()}  # type: ignore[union-attr]
+    kinds = {k: (r.status, r.error_kind, r.attempts) for k, r in results.items()}
     assert kinds == {
         "item-0": ("failed", "wrong_count", 3),
         "item-1": ("failed", "server_error", 3),
         "item-2": ("failed", "bad_request", 1),  # a 400 is final at once, as in synchronous mode
     }
     assert report.failed == 3 and report.answered == 0 and len(cache) == 0
-    assert all(r.parsed is None for r in results.values())  # type: ignore[union-attr]
+    assert all(r.scores is None for r in results.values())
     assert sorted(f["error_kind"] for f in cache.failures()) == ["bad_request", "server_error", "wrong_count"]
     assert len(report.submitted) == 3
 
@@ -228,7 +241,7 @@ def test_fallback_sync_asks_failed_lines_over_chat_completions(
     assert bserver.routes["chat.completions"] == 2 and bserver.resubmitted == 0
     for key in ("item-0", "item-2"):
         result = results[key]
-        assert isinstance(result, JudgeAttempts) and result.status == "ok" and result.attempts == 2
+        assert result.status == "ok" and result.attempts == 2
     assert len(cache) == 4
 
 
@@ -276,9 +289,9 @@ def test_an_expired_batch_in_the_last_round_fails_its_items_as_batch_expired(
     results, report = future.result(timeout=30)
     bserver.release()
     assert report.answered == 1 and report.failed == 2
-    failed = [r for r in results.values() if r.status == "failed"]  # type: ignore[union-attr]
-    assert [r.error_kind for r in failed] == ["batch_expired"] * 2  # type: ignore[union-attr]
-    assert all("expired" in (r.error or "") for r in failed)  # type: ignore[union-attr]
+    failed = [r for r in results.values() if r.status == "failed"]
+    assert [r.error_kind for r in failed] == ["batch_expired"] * 2
+    assert all("expired" in (r.error or "") for r in failed)
 
 
 def test_a_cancelled_batch_resubmits_only_the_items_without_an_answer(
@@ -312,7 +325,7 @@ def test_a_failed_batch_is_resubmitted_then_its_items_fail_as_batch_failed(
         results, report = run(build_requests(3), config, cache, settings={"max_rounds": 2})
         assert [small.batch(b)["status"] for b in report.submitted] == ["failed", "failed"]
         assert small.batch(report.submitted[0])["errors"]["data"][0]["code"] == "too_many_requests"
-    assert report.failed == 3 and {r.error_kind for r in results.values()} == {"batch_failed"}  # type: ignore[union-attr]
+    assert report.failed == 3 and {r.error_kind for r in results.values()} == {"batch_failed"}
 
 
 def test_waiting_stops_at_max_wait_and_the_next_run_reattaches_without_resubmitting(
@@ -322,7 +335,7 @@ def test_waiting_stops_at_max_wait_and_the_next_run_reattaches_without_resubmitt
     bserver.hold(after=2)
     results, first = run(requests, bconfig, cache, settings={"max_wait_s": 0.2})
     assert len(first.pending) == 6 and first.answered == 0
-    assert {(r.status, r.error_kind) for r in results.values()} == {("skipped", "batch_pending")}  # type: ignore[union-attr]
+    assert {(r.status, r.error_kind) for r in results.values()} == {("skipped", "batch_pending")}
     with BatchLedger(cache.path) as ledger:
         (job,) = ledger.jobs()
         assert job.state == "submitted" and job.batch_id == first.submitted[0]
@@ -441,38 +454,33 @@ def test_a_dead_runs_submission_that_never_became_a_batch_is_submitted_again(
     assert bserver.resubmitted == 0
 
 
-def test_the_budget_caps_what_is_submitted(
+def test_the_budget_caps_what_is_submitted_at_batch_prices(
     bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
 ) -> None:
-    class Budget:
-        def __init__(self, cap: float) -> None:
-            self.cap, self.spent, self.reserved = cap, 0.0, 0.0
-
-        async def gate(self, estimated: float) -> bool:
-            if self.spent + self.reserved + estimated > self.cap:
-                return False
-            self.reserved += estimated
-            return True
-
-        def settle(self, estimated: float, actual: float) -> None:
-            self.reserved -= estimated
-            self.spent += actual
+    from iopo_eval.judges import estimate
 
     requests = build_requests(5)
-    worst = bconfig.price.cost(600, bconfig.max_tokens)
-    budget = Budget(worst * 2.5)
-    results, report = run(requests, bconfig, cache, gate=budget.gate, settle=budget.settle)
+    price = batch_price(bconfig)
+    assert price == Price(1.25, 5.0)  # the bundled GPT-4o judge's batch price: half the synchronous one
+    worst = max(
+        price.cost(estimate.prompt_tokens(i.prompt, bconfig.model), bconfig.max_tokens)
+        for i in batch_items(requests, bconfig).values()
+    )
+    cap = worst * 2.5  # two lines' worst case fits, a third does not
+    results, report = run(requests, bconfig, cache, budget_usd=cap)
     assert report.answered == 2 and len(report.skipped) == 3 and report.lines_submitted == 2
-    assert [r.error_kind for r in results.values() if r.status == "skipped"] == ["budget_exhausted"] * 3  # type: ignore[union-attr]
-    assert budget.reserved == pytest.approx(0.0) and budget.spent == pytest.approx(report.usd)
+    assert [r.error_kind for r in results.values() if r.status == "skipped"] == ["budget_exhausted"] * 3
+    assert sum(r.cost_usd for r in results.values()) == pytest.approx(report.usd) and report.usd <= cap
+    # At the synchronous price the same cap would hold only one worst case: the batch price is what counts.
+    assert bconfig.price.cost(600, bconfig.max_tokens) * 2 > cap
 
 
 def test_cost_is_at_the_batch_price(bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache) -> None:
-    assert batch_price(bconfig) == bconfig.price  # no batch price stated: never under-estimated
+    unpriced = dataclasses.replace(bconfig, batch_price=None)
+    assert batch_price(unpriced) == bconfig.price  # no batch price stated: never under-estimated
     half = Price(bconfig.price.input_per_mtok / 2, bconfig.price.output_per_mtok / 2)
-    results, report = run(build_requests(3), bconfig, cache, price=half)
+    results, report = run(build_requests(3), unpriced, cache, price=half)
     for result in results.values():
-        assert isinstance(result, JudgeAttempts)
         assert result.cost_usd == pytest.approx(
             half.cost(result.usage.prompt_tokens, result.usage.completion_tokens)
         )
@@ -500,9 +508,9 @@ def test_the_key_never_reaches_the_cache_file_or_the_logs(
     bserver.script(Fault.echo_auth())
     bserver.reply = lambda body: hashed_scores(body).replace("checked", f"checked with {key}")
     results, _ = run(build_requests(2), bconfig, cache)
-    statuses = sorted((r.status, r.error_kind) for r in results.values())  # type: ignore[union-attr]
+    statuses = sorted((r.status, r.error_kind) for r in results.values())
     assert statuses == [("failed", "bad_request"), ("ok", None)]
-    assert all(key not in (r.raw or "") + (r.error or "") for r in results.values())  # type: ignore[union-attr]
+    assert all(key not in (r.raw or "") + (r.error or "") for r in results.values())
     assert "HTTP Request" in caplog.text or "Request options" in caplog.text  # the DEBUG logs were on
     assert key not in caplog.text and key[:16] not in caplog.text
     cache.close()
@@ -525,7 +533,7 @@ def test_an_output_file_gone_before_collection_resubmits_its_items(
     )
     results, second = run(requests, bconfig, cache)
     assert second.reattached == [batch_id] and len(second.submitted) == 1 and second.answered == 3
-    assert all(r.attempts == 2 for r in results.values())  # type: ignore[union-attr]
+    assert all(r.attempts == 2 for r in results.values())
 
 
 def test_a_batch_the_api_does_not_know_resubmits_its_items(
@@ -578,7 +586,64 @@ def test_items_not_yet_submitted_when_the_wait_runs_out_are_pending(
     settings = {"max_in_flight": 1, "max_requests": 2, "max_wait_s": 0.1}
     results, report = run(build_requests(5), bconfig, cache, settings=settings)
     assert len(report.submitted) == 1 and len(report.pending) == 5 and len(results) == 5
-    assert {(r.status, r.error_kind) for r in results.values()} == {("skipped", "batch_pending")}  # type: ignore[union-attr]
+    assert {(r.status, r.error_kind) for r in results.values()} == {("skipped", "batch_pending")}
     bserver.release()
     _, second = run(build_requests(5), bconfig, cache)
     assert second.reattached == report.submitted and second.answered == 5 and bserver.resubmitted == 0
+
+
+def test_the_engine_judges_a_batch_config_and_a_sync_config_side_by_side(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    """One engine call, two configs: the batch one through the files + batches API, the synchronous one
+    over chat completions (the loopback batch server answers both)."""
+    batch = bconfig.with_overrides(mode="batch", batch=BatchSettings(**FAST))
+    sync = bconfig.with_overrides(name="sync-judge", temperature=0.5)  # another identity: its own items
+    requests = [dataclasses.replace(r, judge="b") for r in build_requests(4)]
+    requests += [dataclasses.replace(r, judge="s") for r in build_requests(3, prefix="other")]
+    judged = judge_batch(requests, {"b": batch, "s": sync}, cache, progress=False)
+    assert judged.judged == 7 and bserver.routes["chat.completions"] == 3
+    assert judged.batch is not None and judged.batch.lines_submitted == 4 and len(bserver.batch_ids()) == 1
+    assert judged.calls == sum(judged.batch.api_calls.values()) + 3
+    assert judged.usd == pytest.approx(sum(o.cost_usd for o in judged.outcomes))
+
+
+def test_the_engine_dry_run_estimates_both_modes(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    requests = build_requests(5, n_constraints=2)
+    for mode in ("sync", "batch"):
+        dry = judge_batch(requests, bconfig.with_overrides(mode=mode), cache, dry_run=True, progress=False)
+        est = dry.estimate
+        assert est is not None and est.items == 5 and est.batches == 1 and est.batch_bytes > 0
+        assert est.batch_usd == pytest.approx(est.sync_usd / 2)  # the bundled batch price is half
+        assert est.usd == (est.batch_usd if mode == "batch" else est.sync_usd)
+    assert not bserver.routes and len(cache) == 0
+
+
+def test_a_parser_that_reads_its_request_gets_each_items_fields_in_batch_mode(
+    bserver: BatchServer, bconfig: JudgeConfig, cache: JudgeCache
+) -> None:
+    """``ParserSpec.parse_in_context`` (CFBench's upstream parser checks the reply against the request): the
+    batch runner parses each line with the parser bound to that item's request, as the client does."""
+    from iopo_eval.judges.parse import PARSERS, ParserSpec, parse_trace_scores, register_parser
+
+    seen: list[str] = []
+
+    def in_context(reply: str, fields: Any, n_expected: int) -> Any:
+        seen.append(fields["query"])
+        return parse_trace_scores(reply, n_expected)
+
+    if "test_in_context" not in PARSERS:
+        register_parser(
+            ParserSpec(
+                "test_in_context",
+                parse=parse_trace_scores,
+                schema=PARSERS["trace_scores"].schema,
+                parse_in_context=in_context,
+            )
+        )
+    config = bconfig.with_overrides(parser="test_in_context", prompt_version="in-context")
+    _, report = run(build_requests(3), config, cache)
+    assert report.answered == 3
+    assert sorted(seen) == sorted(f"Write a short note number {i}." for i in range(3))

@@ -144,3 +144,60 @@ def test_paper_protocol_survives_only_overrides_that_cannot_change_a_judgement(t
     described = describe_config(via_flags)
     assert (described["model"], described["endpoint_host"]) == ("Qwen2.5-72B-Instruct", "127.0.0.1:8000")
     assert not described["paper_comparable"]
+
+
+def test_mode_batch_prices_and_rate_limits_are_read_and_never_enter_the_identity(tmp_path: Path) -> None:
+    from iopo_eval.judges import Price
+    from iopo_eval.judges.settings import BatchSettings, RateLimitSettings
+
+    cfg = load_judge_config("trace-gpt4o")
+    assert cfg.mode == "sync" and cfg.batch == BatchSettings() and cfg.rate_limit is None
+    assert cfg.batch_price == Price(1.25, 5.0)  # OpenAI's Batch API: half of $2.50 / $10
+    base = load_judge_config("trace-gpt4o-hardened")  # the config the file below is made from
+    for name in ("cfbench-gpt4o", "complexbench-gpt4-1106", "complexbench-extract-gpt4-1106"):
+        for other in (load_judge_config(name), load_judge_config(f"{name}-hardened")):
+            assert other.batch_price is not None
+            assert other.batch_price.input_per_mtok * 2 == other.price.input_per_mtok
+            assert other.batch_price.output_per_mtok * 2 == other.price.output_per_mtok
+    data = {
+        **bundled(),
+        "mode": "batch",
+        "batch": {
+            "poll_interval_s": 5,
+            "max_wait_s": 3600,
+            "fallback": "sync",
+            "endpoint": "/chat/completions",
+        },
+        "batch_price": {"input_per_mtok": 1.0, "output_per_mtok": 4.0},
+        "rate_limit": {"requests_per_minute": 500, "tokens_per_minute": 30000},
+    }
+    batch = load_judge_config(write(tmp_path, data))
+    assert batch.mode == "batch" and batch.batch.fallback == "sync" and batch.batch.max_wait_s == 3600
+    assert batch.batch.poll_interval_s == 5.0 and batch.batch.max_requests == 50_000
+    assert batch.batch_price == Price(1.0, 4.0)
+    assert batch.rate_limit == RateLimitSettings(requests_per_minute=500, tokens_per_minute=30000)
+    assert batch.identity_hash() == base.identity_hash()
+    # Overrides keep the sections and validate them like a file.
+    moved = batch.with_overrides(base_url="http://127.0.0.1:1/v1", mode="sync")
+    assert moved.mode == "sync" and moved.batch == batch.batch and moved.rate_limit == batch.rate_limit
+    assert moved.identity_hash() == base.identity_hash()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("mode", "fast", r"key 'mode' must be one of 'sync' or 'batch', got 'fast'"),
+        ("batch", {"pol_interval_s": 1}, r"unknown key 'batch.pol_interval_s' \(known: \['api_timeout_s'"),
+        ("batch", {"fallback": "retry"}, r"key 'batch.fallback' must be one of 'batch' or 'sync'"),
+        ("batch", {"max_requests": 0}, r"batch.max_requests"),
+        ("batch", {"poll_interval_s": "30"}, r"key 'batch.poll_interval_s' must be a number, got '30'"),
+        ("batch_price", {"input_per_mtok": 1}, r"missing key 'batch_price.output_per_mtok'"),
+        ("rate_limit", {"rpm": 5}, r"unknown key 'rate_limit.rpm' \(known: \['burst_s'"),
+        ("rate_limit", {"requests_per_minute": 0}, r"rate_limit.requests_per_minute"),
+    ],
+)
+def test_bad_sections_are_named(tmp_path: Path, key: str, value: object, match: str) -> None:
+    path = write(tmp_path, {**bundled(), key: value})
+    with pytest.raises(JudgeConfigError, match=match) as err:
+        load_judge_config(path)
+    assert str(path) in str(err.value)

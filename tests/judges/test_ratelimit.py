@@ -1,20 +1,20 @@
 """Client-side pacing: the schedule it computes (on a fake clock: no timed assertions), its correction by
-reported usage, its sharing per judge config, and, against a loopback server that enforces a limit, far
-fewer 429s at concurrency 64 than without it."""
+reported usage, its sharing per judge config, the config's ``rate_limit`` reaching the client, and,
+against a loopback server that enforces a limit, far fewer 429s for an engine run at concurrency 64 than
+without it."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from iopo_eval.judges import JudgeConfig, resolve_judge_config
-from iopo_eval.judges.batch_standalone import batch_items
+from iopo_eval.judges import JudgeCache, judge_batch, resolve_judge_config
 from iopo_eval.judges.client import JudgeClient
-from iopo_eval.judges.parse import get_parser
-from iopo_eval.judges.ratelimit import Clock, PacedJudgeClient, RateLimiter, RateLimitSettings, limiter_for
+from iopo_eval.judges.ratelimit import Clock, RateLimiter, RateLimitSettings, limiter_for
 from iopo_eval.judges.types import Usage
 from iopo_eval.testing.openai_server import OpenAIServer
 from iopo_eval.testing.rate_limits import EnforcedLimit
@@ -129,39 +129,43 @@ def test_settings_are_validated() -> None:
         RateLimitSettings.model_validate({"rpm": 5})
 
 
-def judge_all(client: JudgeClient, config: JudgeConfig, prompts: list[tuple[str, int]]) -> list[str]:
-    parser = get_parser(config.parser)
-
-    async def go() -> list[str]:
-        try:
-            results = await asyncio.gather(*(client.judge(p, n, parser) for p, n in prompts))
-        finally:
-            await client.aclose()
-        return [r.status for r in results]
-
-    return asyncio.run(go())
+def test_the_configs_rate_limit_paces_its_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = resolve_judge_config("trace-gpt4o", base_url="http://127.0.0.1:9/v1")
+    assert config.rate_limit is None and JudgeClient(config).limiter is None
+    limits = RateLimitSettings(requests_per_minute=500, tokens_per_minute=30_000)
+    paced = config.with_overrides(rate_limit=limits)
+    assert paced.identity_hash() == config.identity_hash()  # pacing cannot change a judgement
+    assert JudgeClient(paced).limiter is limiter_for(paced) is not None
+    assert JudgeClient(paced).limiter is JudgeClient(paced.with_overrides(concurrency=2)).limiter
 
 
-def test_pacing_meets_far_fewer_429s_with_every_call_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pacing_meets_far_fewer_429s_at_concurrency_64(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv(KEY_ENV, "sk-test")
     rpm, burst = 6000, 0.2  # the server takes 100 calls a second, 20 at once; each call takes 20 ms
     config0 = resolve_judge_config("trace-gpt4o-hardened", base_url="http://127.0.0.1:9/v1").with_overrides(
-        api_key_env=KEY_ENV, max_retries=40, backoff_initial_s=0.05, backoff_max_s=0.5, timeout_s=10.0
+        api_key_env=KEY_ENV,
+        max_retries=40,
+        backoff_initial_s=0.05,
+        backoff_max_s=0.5,
+        timeout_s=10.0,
+        concurrency=64,
     )
-    # All 100 calls start at once (the engine would hold at most the config's concurrency in flight).
-    prompts = [(i.prompt, i.n_expected) for i in batch_items(build_requests(100), config0).values()]
+    requests = build_requests(100)
     rejected = {}
     for paced in (False, True):
         limit = EnforcedLimit(rpm, burst_s=burst)
         with OpenAIServer(trace_scores(10), latency_s=0.02, faults=limit) as server:
             config = config0.with_overrides(base_url=server.base_url)
-            if paced:
-                client: JudgeClient = PacedJudgeClient(config, RateLimiter(rpm, burst_s=burst))
-            else:
-                client = JudgeClient(config)
-            statuses = judge_all(client, config, prompts)
+            if paced:  # the judge config states the account's limit
+                config = config.with_overrides(
+                    rate_limit=RateLimitSettings(requests_per_minute=rpm, burst_s=burst)
+                )
+            with JudgeCache(tmp_path / f"paced-{paced}.sqlite") as cache:
+                run = judge_batch(requests, config, cache, progress=False)
         rejected[paced] = limit.rejected
-    assert statuses == ["ok"] * 100 and limit.accepted == 100
+        assert run.judged == 100 and limit.accepted == 100
     assert rejected[False] >= 200  # without pacing, calls meet several 429s each (429s are retried as before)
     # With it, a few at most (a stalled event loop can still send a bunch at once).
     assert rejected[True] <= 10 and rejected[True] * 20 <= rejected[False]

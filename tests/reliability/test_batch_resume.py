@@ -19,8 +19,7 @@ import pytest
 
 from iopo_eval.judges import JudgeCache, judge_batch, load_judge_config
 from iopo_eval.judges.batch_ledger import BatchLedger
-from iopo_eval.judges.batch_standalone import same_items
-from iopo_eval.testing.batch_driver import KEY_ENV, trace_requests
+from iopo_eval.testing.batch_driver import KEY_ENV, same_items, trace_requests
 from iopo_eval.testing.batch_server import BatchServer
 from iopo_eval.testing.openai_server import OpenAIServer
 from iopo_eval.testing.replies import hashed_scores
