@@ -108,6 +108,17 @@ class SequenceLossTrainer(Trainer):
                 "DeepSpeed (one backward per micro-step there): set sequences_per_backward: null, or use "
                 "DDP/FSDP"
             )
+        if self.needs_reference and self.is_deepspeed_enabled:
+            from transformers.integrations import is_deepspeed_zero3_enabled
+
+            if is_deepspeed_zero3_enabled() and (
+                args.precompute_ref_log_probs or not ref_lib.is_peft(self.model)
+            ):  # type: ignore[attr-defined]
+                raise RecipeError(
+                    "under DeepSpeed ZeRO-3 the weights are partitioned at load, so the reference must be the "
+                    "LoRA policy with its adapter disabled, computed on the fly: use LoRA and set "
+                    "precompute_ref_log_probs: false (or use ZeRO-2 / FSDP)"
+                )
         if self.needs_reference:
             self._setup_reference(ref_model, processing_class)
 

@@ -204,6 +204,8 @@ def parse_recipe(method: str, recipe: Recipe | dict[str, Any]) -> tuple[ModelDat
     except (ValueError, TypeError, NotImplementedError) as exc:
         # TrainingArguments' own checks (a strategy name, bf16 without a device, ...): their text names the flag
         raise RecipeError(f"{recipe.path}: {exc}") from None
+    except ImportError as exc:  # e.g. deepspeed=... without the deepspeed package
+        raise RecipeError(f"{recipe.path}: a setting needs a package that is not installed: {exc}") from None
     return model_args, config
 
 

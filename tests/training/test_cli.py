@@ -192,3 +192,29 @@ def test_build_rules_command(tmp_path, capsys) -> None:
     out = tmp_path / "q.jsonl"
     assert cli_main(["train", "build-rules", "--n", "5", "--out", str(out)]) == 0
     assert len(out.read_text().splitlines()) == 5
+
+
+def test_launch_configs_are_valid_and_deepspeed_needs_its_package(tmp_path, tiny_dir, quads, capsys) -> None:
+    from importlib.util import find_spec
+
+    from iopo_eval.training.recipe import RECIPES_DIR
+
+    launch = RECIPES_DIR.parent / "launch"
+    fsdp = yaml.safe_load((launch / "fsdp.yaml").read_text())
+    assert fsdp["distributed_type"] == "FSDP" and fsdp["fsdp_config"]["fsdp_version"] == 2
+    for stage in (2, 3):
+        ds = json.loads((launch / f"ds_zero{stage}.json").read_text())
+        assert ds["zero_optimization"]["stage"] == stage and ds["gradient_accumulation_steps"] == "auto"
+    if find_spec("deepspeed") is None:
+        recipe = _recipe(tmp_path, tiny_dir, quads, method="iopo")
+        argv = [
+            "train",
+            "--method",
+            "iopo",
+            "--config",
+            str(recipe),
+            "--set",
+            f"deepspeed={launch / 'ds_zero2.json'}",
+        ]
+        assert cli_main(argv) == 2
+        assert "needs a package that is not installed" in capsys.readouterr().err
