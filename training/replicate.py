@@ -151,13 +151,11 @@ def _check_settings(out: Path, args: argparse.Namespace) -> None:
 
 
 def replicate(args: argparse.Namespace) -> Path:
-    import torch
-
+    """Every stage runs in a worker process (``_in_worker`` sets its thread count); this one only plans."""
     from iopo_eval.training.data import write_quadruples
     from iopo_eval.training.eval_guard import refuse_evaluation_prompts
     from iopo_eval.training.rule_builder import build_quadruples
 
-    torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, args)
