@@ -76,7 +76,10 @@ class SequenceLossTrainer(Trainer):
         self.n_examples = len(examples)
         # Seed before anything random is drawn: the LoRA matrices are initialised right below, long before
         # Trainer.__init__ seeds (same seed, data and settings must give the same weights).
-        enable_full_determinism(args.seed) if args.full_determinism else set_seed(args.seed)
+        if args.full_determinism:
+            enable_full_determinism(args.seed)
+        else:
+            set_seed(args.seed)
         # The dtype final/ is written in unless the recipe says otherwise (build_trainer passes the
         # checkpoint's own dtype, which may differ from the dtype it was loaded in for training).
         self.base_dtype: torch.dtype | None = base_dtype or next(model.parameters()).dtype

@@ -27,6 +27,12 @@ METRICS = (
     ("ifeval", "constraint"),
 )
 TESTED = (("heldout", "instruction"), ("ifeval", "instruction"), ("ifeval", "constraint"))
+LABELS = {
+    "heldout/instruction": "held-out: all constraints",
+    "heldout/constraint": "held-out: per constraint",
+    "ifeval/instruction": "IFEval prompt strict",
+    "ifeval/constraint": "IFEval instruction strict",
+}
 ALPHA, POWER = 0.05, 0.8
 Z = NormalDist().inv_cdf(1 - ALPHA / 2) + NormalDist().inv_cdf(POWER)  # 2.80
 
@@ -133,7 +139,9 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
             pc = paired_bootstrap(bn, bd, cn, cd)
             binary = is_binary(bn, bd) and is_binary(cn, cd)
             b, c = discordant_counts(bn, cn) if binary else (None, None)
-            d = cn / cd - bn / bd  # per-item difference of the item's own rate
+            # per-item contributions whose mean is exactly Δ (a ratio of sums: each item weighted by its
+            # share of the denominator; for pass/fail items simply candidate − baseline)
+            d = cn / cd.mean() - bn / bd.mean()
             pw = power(d)
             comparisons.append({
                 "baseline": b_name, "candidate": c_name, "metric": f"{m[0]}/{m[1]}", "n": len(bn),
@@ -154,7 +162,7 @@ def report(results: dict[str, dict[str, Any]], meta: dict[str, Any]) -> tuple[st
         mde = f"{100 * c['mde']:.1f}" if c["mde"] is not None else "—"
         need = str(c["items_needed"]) if c["items_needed"] is not None else "—"
         lines.append(
-            f"| {c['candidate']} − {c['baseline']} | {c['metric']} | {c['n']} | {100 * c['delta']:+.1f} | "
+            f"| {c['candidate']} − {c['baseline']} | {LABELS[c['metric']]} | {c['n']} | {100 * c['delta']:+.1f} | "
             f"[{100 * lo:+.1f}, {100 * hi:+.1f}] | {p_text} | {mde} | {need} |"
         )
     seeds_summary = _seed_directions(comparisons)
@@ -204,7 +212,9 @@ def _seed_directions(comparisons: list[dict[str, Any]]) -> str:
         ]
         if len(deltas) > 1:
             up, same = sum(d > 0 for d in deltas), sum(d == 0 for d in deltas)
-            parts.append(f"{m[0]}/{m[1]}: above in {up}, equal in {same}, below in {len(deltas) - up - same}")
+            parts.append(
+                f"{LABELS[f'{m[0]}/{m[1]}']}: above in {up}, equal in {same}, below in {len(deltas) - up - same}"
+            )
     return ("IOPO vs DPO by seed — " + "; ".join(parts) + ".") if parts else ""
 
 

@@ -45,6 +45,7 @@ _COSMETIC_PREFIXES = ("logging_", "save_", "hub_", "push_to_hub", "report_to", "
 _COSMETIC = {
     "output_dir", "disable_tqdm", "ref_cache_dir", "precompute_ref_batch_size", "dataloader_num_workers",
     "overwrite_output_dir", "resume_from_checkpoint", "merge_lora", "save_dtype",
+    "local_rank",  # differs between the processes of one run, which must all reach the same verdict
 }  # fmt: skip
 
 

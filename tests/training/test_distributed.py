@@ -69,6 +69,12 @@ def _run_args(recipe: Path, out: Path) -> list[str]:
             "--set", "per_device_train_batch_size=1", "--set", f"ref_cache_dir={out.parent / (out.name + '-ref')}"]  # fmt: skip
 
 
+def _accelerate(recipe: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(_free_port()), *_run_args(recipe, out)]  # fmt: skip
+
+
 def _max_diff(a: Path, b: Path) -> float:
     wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
     assert wa.keys() == wb.keys()
@@ -92,14 +98,14 @@ def _check_equals_single(final: Path, single: Path) -> None:
 def test_accelerate_launch_two_processes_equal_one(setup) -> None:
     root, recipe, single = setup
     out = root / "accelerate"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_port", str(_free_port()), *_run_args(recipe, out)]  # fmt: skip
-    proc = _launch(cmd, cwd=root)
+    proc = _launch(_accelerate(recipe, out), cwd=root)
     assert proc.returncode == 0, proc.stderr[-4000:]
     _check_equals_single(out / "final", single)
     # one writer: rank 0 alone saved checkpoints and final/ (no half-written leftovers of a second writer)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint-2", "checkpoint-3", "final"]
+    # a rerun is a no-op on every rank (a rank that disagreed would wait for the other one forever)
+    again = _launch(_accelerate(recipe, out), cwd=root)
+    assert again.returncode == 0 and again.stderr.count("__main__: nothing to do") == 2, again.stderr[-4000:]
     # the control: one process with one rank's batch (global batch 1) is far outside the tolerance
     alone = train("iopo", str(recipe), ["per_device_train_batch_size=1", f"ref_cache_dir={root / 'ref3'}"],
                   output_dir=str(root / "alone"))  # fmt: skip

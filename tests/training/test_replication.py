@@ -63,3 +63,20 @@ def test_replicate_end_to_end_on_a_tiny_model(tmp_path, tokenizer) -> None:
     first = (out / "results.md").read_text()
     assert main(argv) == 0
     assert (out / "results.md").read_text().split("```")[2] == first.split("```")[2]
+
+
+def test_per_item_differences_average_to_the_reported_delta() -> None:
+    from iopo_eval.training.replication_report import report
+
+    def result(followed: list[list[bool]]) -> dict:
+        return {"rows": [{"set": "ifeval", "followed": f, "kinds": ["x"] * len(f)} for f in followed]}
+
+    # constraint level is a ratio of sums: 3/6 -> 4/6, Δ = +1/6, and the MDE's differences average to it
+    base = result([[True, False, False], [True], [True, False]])
+    cand = result([[True, True, False], [True], [True, False]])
+    _, blob = report({"dpo@0": base, "iopo@0": cand}, {})
+    (c,) = [c for c in blob["comparisons"] if c["metric"] == "ifeval/constraint"]
+    assert c["delta"] == pytest.approx(1 / 6)
+    d = np.array([1.0, 0.0, 0.0]) / 2.0  # contributions: (cand - base) / mean constraints per item
+    assert d.mean() == pytest.approx(c["delta"])
+    assert c["items_needed"] == math.ceil((Z * np.std(d, ddof=1) / d.mean()) ** 2)
