@@ -16,17 +16,32 @@ Time per example is the median step's wall time on CUDA and its process CPU time
 that is the compute time, and it does not move when other jobs share the machine's cores; wall time does).
 All preference methods read precomputed reference log-probs, so the step times compare the policy's
 forward and backward only ("same reference handling"). Full fine-tuning with AdamW, batch size 1.
+
+MFU (CUDA) = model FLOPs per example / time per example / the device's peak dense bf16 FLOP/s
+(``--peak-tflops``, or known from the device name). Model FLOPs count the work the loss needs, the same for
+every method: per trained sequence of T tokens with R response tokens, 6·N·T for the non-embedding weights,
+6·L·d·T² for causal attention and 6·d·V·R for the LM head over the response positions; a lean step's extra
+no-grad forward and TRL's LM head over every position are not model FLOPs (they lower MFU, as they should).
+TRL missing: its row is skipped with a line saying so.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+# Run from a checkout without installing: the repository root makes iopo_eval (and its training/) importable.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
+
+# Peak dense bf16 tensor FLOP/s by device name (vendor datasheets, SXM parts).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0, "L4": 121.0}
 
 METHODS = ("sft", "dpo", "trl_dpo", "iopo_naive", "iopo_lean2", "iopo_lean1", "iopo_lean1_acc")
 SEQUENCES = {
@@ -66,6 +81,30 @@ def _tokens(args: argparse.Namespace, vocab: int, n: int) -> list[dict[str, list
     return out
 
 
+def model_flops_per_example(config: object, method: str, prompt_len: int, response_len: int) -> float:
+    """Model FLOPs of one training example (see the module docstring)."""
+    d, layers = config.hidden_size, config.num_hidden_layers  # type: ignore[attr-defined]
+    vocab, inter = config.vocab_size, config.intermediate_size  # type: ignore[attr-defined]
+    heads, kv = config.num_attention_heads, config.num_key_value_heads  # type: ignore[attr-defined]
+    head_dim = d // heads
+    per_layer = d * (heads * head_dim) + 2 * d * (kv * head_dim) + (heads * head_dim) * d + 3 * d * inter
+    n_nonembed = layers * per_layer
+    t = prompt_len + response_len
+    per_seq = 6 * n_nonembed * t + 6 * layers * d * t * t + 6 * d * vocab * response_len
+    return float(SEQUENCES[method] * per_seq)
+
+
+def peak_tflops(explicit: float | None) -> float | None:
+    if explicit:
+        return explicit
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
+
+
 def child(args: argparse.Namespace) -> dict[str, float | str]:
     import torch
     from transformers import TrainerCallback
@@ -76,9 +115,7 @@ def child(args: argparse.Namespace) -> dict[str, float | str]:
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
-    model = random_model(args.shape, seed=0).to(dtype)
-    if cuda:
-        model = model.cuda()
+    model = random_model(args.shape, seed=0, device="cuda" if cuda else None).to(dtype)
     vocab = model.config.vocab_size
     tok = tiny_tokenizer()
     n_steps = args.warmup + args.steps
@@ -181,7 +218,9 @@ def child(args: argparse.Namespace) -> dict[str, float | str]:
         "method": method,
         "s_per_example": step_s,
         "tokens_per_s": tokens / step_s,
-    }
+        "model_tflop_per_example": model_flops_per_example(model.config, method, args.prompt_len,
+                                                           args.response_len) / 1e12,
+    }  # fmt: skip
     if cuda:
         result["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
         result["peak_above_weights_gib"] = (torch.cuda.max_memory_allocated() - held_before) / 2**30
@@ -212,6 +251,8 @@ def main() -> int:
         help="run all methods this many times, interleaved; keep each one's fastest",
     )
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--peak-tflops", type=float, help="device peak dense bf16 TFLOP/s for MFU")
+    parser.add_argument("--json", help="also write the results and ratios to this JSON file")
     parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--tmp", default="/tmp/iopo-train-step-bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -224,8 +265,13 @@ def main() -> int:
     passthrough = ["--device", args.device, "--shape", args.shape, "--dtype", args.dtype, "--prompt-len",
                    str(args.prompt_len), "--response-len", str(args.response_len), "--steps", str(args.steps),
                    "--warmup", str(args.warmup), "--threads", str(args.threads), "--tmp", args.tmp]  # fmt: skip
+    methods = args.methods.split(",")
+    skipped: dict[str, str] = {}
+    if "trl_dpo" in methods and importlib.util.find_spec("trl") is None:
+        skipped["trl_dpo"] = "trl is not installed"
+        methods.remove("trl_dpo")
     for _ in range(args.rounds):
-        for method in args.methods.split(","):
+        for method in methods:
             proc = subprocess.run(
                 [sys.executable, __file__, "--child", method, *passthrough], capture_output=True, text=True
             )
@@ -238,34 +284,55 @@ def main() -> int:
                 results[method] = new
     mem_key = "peak_gib" if args.device == "cuda" else "peak_rss_above_model_mib"
     unit = "GiB" if args.device == "cuda" else "MiB (RSS above model)"
+    peak = peak_tflops(args.peak_tflops) if args.device == "cuda" else None
     print(
         f"device={args.device} shape={args.shape} dtype={args.dtype} prompt={args.prompt_len} "
-        f"response={args.response_len} batch=1 steps={args.steps} rounds={args.rounds} threads={args.threads}"
+        f"response={args.response_len} batch=1 steps={args.steps} rounds={args.rounds} threads={args.threads} "
+        f"peak={peak or 'n/a'} TFLOP/s"
     )
     clock = "wall" if args.device == "cuda" else "cpu"
-    print(f"{'method':<14} {'seqs':>4} {clock + ' s/example':>16} {'tokens/s':>10} {'peak ' + unit:>24}")
+    print(
+        f"{'method':<14} {'seqs':>4} {clock + ' s/example':>16} {'tokens/s':>10} {'peak ' + unit:>24} {'MFU':>6}"
+    )
     for m, r in results.items():
+        mfu = r["model_tflop_per_example"] / r["s_per_example"] / peak if peak else None
+        r["mfu"] = mfu
+        mfu_text = f"{100 * mfu:.1f}%" if mfu is not None else "n/a"
         print(
-            f"{m:<14} {SEQUENCES[m]:>4} {r['s_per_example']:>16.3f} {r['tokens_per_s']:>10.0f} {r[mem_key]:>24.1f}"
+            f"{m:<14} {SEQUENCES[m]:>4} {r['s_per_example']:>16.3f} {r['tokens_per_s']:>10.0f} "
+            f"{r[mem_key]:>24.1f} {mfu_text:>6}"
         )
+    for m, why in skipped.items():
+        print(f"{m:<14} skipped: {why}")
 
-    def ratio(a: str, b: str, key: str) -> str:
-        return f"{results[a][key] / results[b][key]:.2f}" if a in results and b in results else "n/a"
+    def ratio(a: str, b: str, key: str) -> float | None:
+        return results[a][key] / results[b][key] if a in results and b in results else None
 
+    checks = [
+        ("lean1 IOPO peak / our DPO peak", ratio("iopo_lean1", "dpo", mem_key), 1.0),
+        ("lean1_acc IOPO peak / our DPO peak", ratio("iopo_lean1_acc", "dpo", mem_key), 1.0),
+        ("lean1 IOPO peak / naive IOPO peak", ratio("iopo_lean1", "iopo_naive", mem_key), None),
+        ("lean2 IOPO peak / naive IOPO peak", ratio("iopo_lean2", "iopo_naive", mem_key), None),
+        ("lean1_acc IOPO time / naive time", ratio("iopo_lean1_acc", "iopo_naive", "s_per_example"), 1.1),
+        ("lean1 IOPO time / naive IOPO time", ratio("iopo_lean1", "iopo_naive", "s_per_example"), None),
+        ("lean2 IOPO time / naive IOPO time", ratio("iopo_lean2", "iopo_naive", "s_per_example"), None),
+        ("our DPO time / TRL DPO time", ratio("dpo", "trl_dpo", "s_per_example"), 1.1),
+        ("our DPO peak / TRL DPO peak", ratio("dpo", "trl_dpo", mem_key), None),
+    ]
     print("ratios (goal in brackets):")
-    print(f"  lean1 IOPO peak / our DPO peak      {ratio('iopo_lean1', 'dpo', mem_key)}  (<= 1.0)")
-    print(f"  lean1 IOPO peak / naive IOPO peak   {ratio('iopo_lean1', 'iopo_naive', mem_key)}")
-    print(f"  lean2 IOPO peak / naive IOPO peak   {ratio('iopo_lean2', 'iopo_naive', mem_key)}")
-    print(
-        f"  lean1 IOPO time / naive IOPO time   {ratio('iopo_lean1', 'iopo_naive', 's_per_example')}  (<= 1.5)"
-    )
-    print(f"  lean2 IOPO time / naive IOPO time   {ratio('iopo_lean2', 'iopo_naive', 's_per_example')}")
-    print(
-        f"  lean1_acc IOPO time / naive time    {ratio('iopo_lean1_acc', 'iopo_naive', 's_per_example')}  (<= 1.1)"
-    )
-    print(f"  lean1_acc IOPO peak / our DPO peak  {ratio('iopo_lean1_acc', 'dpo', mem_key)}")
-    print(f"  our DPO time / TRL DPO time         {ratio('dpo', 'trl_dpo', 's_per_example')}  (<= 1.1)")
-    print(f"  our DPO peak / TRL DPO peak         {ratio('dpo', 'trl_dpo', mem_key)}")
+    for label, value, goal in checks:
+        text = f"{value:.2f}" if value is not None else "n/a"
+        verdict = "" if goal is None or value is None else ("  met" if value <= goal else "  NOT met")
+        print(f"  {label:<36} {text:>5}" + (f"  (<= {goal:g}){verdict}" if goal is not None else ""))
+    if args.json:
+        blob = {
+            "settings": {k: v for k, v in vars(args).items() if k not in ("child", "tmp", "json")},
+            "peak_tflops": peak,
+            "results": results,
+            "skipped": skipped,
+            "ratios": {label: {"value": value, "goal": goal} for label, value, goal in checks},
+        }
+        Path(args.json).write_text(json.dumps(blob, indent=1))
     return 0
 
 

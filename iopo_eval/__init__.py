@@ -21,3 +21,18 @@ def _anchor_data_mirror() -> None:
 
 
 _anchor_data_mirror()
+
+
+def _map_source_folders() -> None:
+    """Run from a source checkout (``python -m``, ``accelerate launch -m`` and ``torchrun -m`` put the current
+    folder first on ``sys.path``), this folder is imported instead of the installed package; map the
+    repository's top-level ``training/``, ``judges/`` and ``leaderboard/`` into ``iopo_eval.*`` the way the
+    installed package does (pyproject.toml's package-dir)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "training" / "__init__.py").is_file():
+        __path__.append(str(root))
+
+
+_map_source_folders()

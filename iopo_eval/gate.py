@@ -190,6 +190,10 @@ def scoring_notes(shared: list[str], base: RunResults, cand: RunResults) -> list
     return notes
 
 
+def _load_text(load: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in load.items() if v is not None) or "defaults"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -335,6 +339,13 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
         return report
     report.baseline, report.candidate = base, cand
 
+    loaded_b, loaded_c = base.model.get("load"), cand.model.get("load")
+    if loaded_b and loaded_c and loaded_b != loaded_c:
+        report.notes.append(
+            f"the models were loaded differently: baseline {_load_text(loaded_b)}, candidate "
+            f"{_load_text(loaded_c)}; "
+            "part of any difference can come from that alone"
+        )
     shared = sorted(base.benchmarks.keys() & cand.benchmarks.keys())
     if not shared:
         report.problems.append(

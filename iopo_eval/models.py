@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -89,6 +90,23 @@ def chat_template_sha256(spec: ModelSpec) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def load_settings(spec: ModelSpec) -> dict[str, Any] | None:
+    """How the weights were loaded (dtype, PEFT adapter): the same checkpoint scores differently in bf16 with
+    an adapter on top than merged in float32, and the gate says so when two runs differ here."""
+    if spec.backend not in ("hf", "vllm"):
+        return None  # a server decides
+    dtype = spec.model_args.get("dtype", "auto")
+    pretrained = spec.model_args.get("pretrained")
+    if dtype == "auto" and pretrained and (Path(pretrained) / "config.json").is_file():
+        try:
+            config = json.loads((Path(pretrained) / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = {}
+        stored = config.get("dtype") or config.get("torch_dtype")
+        dtype = f"auto ({stored})" if stored else dtype
+    return {"dtype": dtype, "peft": spec.model_args.get("peft")}
+
+
 def model_info(spec: ModelSpec) -> dict[str, Any]:
     """What results say about the model: never an API key, even one passed in model args."""
     public_args = {k: ("***" if _SECRET_ARG.search(k) else v) for k, v in spec.model_args.items()}
@@ -104,4 +122,5 @@ def model_info(spec: ModelSpec) -> dict[str, Any]:
         "revision": revision,
         "chat_template_sha256": chat_template_sha256(spec),
         "embedded": spec.embedded,
+        "load": load_settings(spec),
     }

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 
 def cache_dir() -> Path:
     """Root of all caches (data files, converted models, judge cache). ``IOPO_EVAL_CACHE`` moves it."""
     root = os.environ.get("IOPO_EVAL_CACHE")
-    path = Path(root) if root else Path(platformdirs.user_cache_dir("iopo-eval"))
+    if root:
+        path = Path(root)
+    else:
+        import platformdirs  # imported here: a bare GPU machine may lack it and set IOPO_EVAL_CACHE instead
+
+        path = Path(platformdirs.user_cache_dir("iopo-eval"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

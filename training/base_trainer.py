@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, gather_object
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainerState
+from transformers.trainer_utils import enable_full_determinism, set_seed
 
 from iopo_eval.training import reference as ref_lib
 from iopo_eval.training.base_config import BaseTrainConfig, PreferenceConfig
@@ -31,6 +33,8 @@ from iopo_eval.training.collator import SequenceCollator, select_rows, select_se
 from iopo_eval.training.data import Example, fingerprint
 from iopo_eval.training.logprobs import install_logprob_forward, sequence_logps
 from iopo_eval.training.losses import LossOutput
+from iopo_eval.training.recipe import RecipeError
+from iopo_eval.training.sampling import EpochShuffleSampler, StepPlan
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +69,22 @@ class SequenceLossTrainer(Trainer):
         ref_model: PreTrainedModel | None = None,
         peft_config: Any | None = None,
         callbacks: list[Any] | None = None,
+        base_dtype: torch.dtype | None = None,
     ) -> None:
         examples = self.prepare_examples(train_examples)
         self.data_fingerprint = fingerprint(examples)
         self.n_examples = len(examples)
+        # Seed before anything random is drawn: the LoRA matrices are initialised right below, long before
+        # Trainer.__init__ seeds (same seed, data and settings must give the same weights).
+        if args.full_determinism:
+            enable_full_determinism(args.seed)
+        else:
+            set_seed(args.seed)
+        # The dtype final/ is written in unless the recipe says otherwise (build_trainer passes the
+        # checkpoint's own dtype, which may differ from the dtype it was loaded in for training).
+        self.base_dtype: torch.dtype | None = base_dtype or next(model.parameters()).dtype
+        self.run_key: str | None = None
+        self.reference_seen: int | None = None
         if peft_config is not None:
             from peft import get_peft_model
 
@@ -89,8 +105,71 @@ class SequenceLossTrainer(Trainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self.ref_model: nn.Module | None = None
         self._policy_is_start = False
+        if self.accelerator.distributed_type == DistributedType.DEEPSPEED and self._lean() is not None:
+            raise RecipeError(
+                f"sequences_per_backward={args.sequences_per_backward} (memory-lean step) does not run under "  # type: ignore[attr-defined]
+                "DeepSpeed (one backward per micro-step there): set sequences_per_backward: null, or use "
+                "DDP/FSDP"
+            )
+        if self.needs_reference and self.is_deepspeed_enabled:
+            from transformers.integrations import is_deepspeed_zero3_enabled
+
+            if is_deepspeed_zero3_enabled() and (
+                args.precompute_ref_log_probs or not ref_lib.is_peft(self.model)
+            ):  # type: ignore[attr-defined]
+                raise RecipeError(
+                    "under DeepSpeed ZeRO-3 the weights are partitioned at load, so the reference must be the "
+                    "LoRA policy with its adapter disabled, computed on the fly: use LoRA and set "
+                    "precompute_ref_log_probs: false (or use ZeRO-2 / FSDP)"
+                )
         if self.needs_reference:
             self._setup_reference(ref_model, processing_class)
+
+    # ---- data order and the step plan --------------------------------------------------------------
+    @property
+    def data_seed(self) -> int:
+        return self.args.data_seed if self.args.data_seed is not None else self.args.seed
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> EpochShuffleSampler:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        return EpochShuffleSampler(len(dataset), self.data_seed)  # type: ignore[arg-type]
+
+    def step_plan(self) -> StepPlan:
+        return StepPlan(
+            n_examples=self.n_examples,
+            per_device_batch=self.args.per_device_train_batch_size,
+            world_size=self.accelerator.num_processes,
+            grad_accum=self.args.gradient_accumulation_steps,
+            max_steps=self.args.max_steps,
+            epochs=self.args.num_train_epochs,
+        )
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``Trainer.train``, except that a checkpoint that already holds every planned optimizer step is
+        loaded instead of trained on (the Trainer would run one more step past ``max_steps``)."""
+        plan = self.step_plan()
+        log.info(
+            "%s: %d examples on %d process(es), global batch %d (per device %d x accumulation %d x %d "
+            "processes), %d optimizer steps",
+            self.method, plan.n_examples, plan.world_size, plan.global_batch, plan.per_device_batch,
+            plan.grad_accum, plan.world_size, plan.total_steps,
+        )  # fmt: skip
+        if isinstance(resume_from_checkpoint, str):
+            state = TrainerState.load_from_json(str(Path(resume_from_checkpoint) / "trainer_state.json"))
+            if state.global_step > plan.total_steps:
+                raise RecipeError(
+                    f"{resume_from_checkpoint} is at step {state.global_step}, past this run's "
+                    f"{plan.total_steps} steps: pass --resume never or another output_dir"
+                )
+            if state.global_step == plan.total_steps:
+                log.info(
+                    "%s already holds all %d optimizer steps: loading it instead of training",
+                    resume_from_checkpoint, state.global_step,
+                )  # fmt: skip
+                self._load_from_checkpoint(resume_from_checkpoint)
+                self.state = state
+                return None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     # ---- per-method hooks -------------------------------------------------------------------------
     def prepare_examples(self, examples: list[Example]) -> list[Example]:
@@ -117,8 +196,11 @@ class SequenceLossTrainer(Trainer):
             self.ref_model.eval().requires_grad_(False).to(self.args.device)
         if args.precompute_ref_log_probs:
             self._policy_is_start = True
+            # fork_rng: computing (or reading from the cache) must not move the RNG that dropout draws from
+            # after Trainer.__init__ seeded it, or a cache hit would change the trained weights
             try:
-                self._precompute_reference(tokenizer)
+                with torch.random.fork_rng(devices=[]):
+                    self._precompute_reference(tokenizer)
             finally:
                 self._policy_is_start = False
 
@@ -135,13 +217,22 @@ class SequenceLossTrainer(Trainer):
     def reference_logps_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """[B, n] reference log-probs of a collated batch (from the batch if precomputed)."""
         if "ref_logps" in batch:
-            return batch["ref_logps"].to(self.args.device)
+            ref = batch["ref_logps"]
+            if not bool(torch.isfinite(ref).all()):
+                raise RuntimeError(
+                    "a batch holds an example whose reference log-probs were not precomputed: the step plan "
+                    "(sampling.StepPlan) disagrees with the Trainer's data order"
+                )
+            return ref.to(self.args.device)
         net, ctx = self._reference_context()
         with torch.no_grad(), ctx, self.compute_loss_context_manager():
             logps, _ = sequence_logps(net, batch["input_ids"], batch["attention_mask"], batch["labels"])
         return self._by_example(logps)
 
     def _precompute_reference(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Reference log-probs of the examples this run will visit (all of them unless ``max_steps`` ends
+        the run inside the first epoch), computed in equal shards on every process, gathered, and cached
+        with NaN for the rows not computed yet."""
         args: PreferenceConfig = self.args  # type: ignore[assignment]
         net, ctx = self._reference_context()
         with ctx:
@@ -153,27 +244,49 @@ class SequenceLossTrainer(Trainer):
             self.method,
         )
         directory = Path(args.ref_cache_dir) if args.ref_cache_dir else ref_lib.default_cache_dir()
-        cached = ref_lib.load_cached(directory, key, self.n_examples, self.n_sequences)
-        if cached is None:
-            cached = self.compute_reference_table()
+        seen = self.step_plan().seen_indices(self.data_seed)
+        table = ref_lib.load_cached(directory, key, self.n_examples, self.n_sequences)
+        # every process decides alike (a cache file written meanwhile must not split them)
+        have = table is not None
+        if self.accelerator.num_processes > 1:
+            have = all(gather_object([have]))
+        if not have or table is None:
+            table = torch.full((self.n_examples, self.n_sequences), float("nan"))
+        missing = [i for i in seen if not bool(torch.isfinite(table[i]).all())]
+        if self.accelerator.num_processes > 1:
+            missing = sorted(set().union(*gather_object([missing])))
+        if missing:
+            table[missing] = self.compute_reference_table(missing)
             if self.is_world_process_zero():
-                ref_lib.store_cached(directory, key, cached)
-            log.info("reference log-probs computed and cached as %s", directory / f"{key}.pt")
+                ref_lib.store_cached(directory, key, table)
+            log.info(
+                "reference log-probs of %d examples (of %d) computed and cached as %s",
+                len(missing), self.n_examples, directory / f"{key}.pt",
+            )  # fmt: skip
         else:
             log.info("reference log-probs read from cache %s", directory / f"{key}.pt")
         self.reference_cache_key = key
-        for row, values in zip(self.train_dataset.rows, cached.tolist(), strict=True):  # type: ignore[union-attr]
+        self.reference_seen = len(seen)
+        for row, values in zip(self.train_dataset.rows, table.tolist(), strict=True):  # type: ignore[union-attr]
             row["ref_logps"] = values
 
-    def compute_reference_table(self) -> torch.Tensor:
-        """[N, n] reference log-probs of the whole training set, in dataset order."""
+    def compute_reference_table(self, indices: list[int] | None = None) -> torch.Tensor:
+        """[len(indices), n] reference log-probs (default: every example), in the order given.
+
+        Each process takes one contiguous shard, padded to the same number of batches (a sharded model's
+        forward is a collective call), and the shards are gathered on every process."""
+        indices = list(range(self.n_examples)) if indices is None else list(indices)
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        size = math.ceil(len(indices) / world)
+        mine = indices[rank * size : (rank + 1) * size]
+        padded = mine + [indices[0]] * (size - len(mine))
         loader = DataLoader(
-            self.train_dataset,  # type: ignore[arg-type]
+            Subset(self.train_dataset, padded),  # type: ignore[arg-type]
             batch_size=self.args.precompute_ref_batch_size or self.args.per_device_train_batch_size,
             collate_fn=self.data_collator,
             shuffle=False,
         )
-        out = []
+        out = [torch.zeros(0, self.n_sequences)]
         was_training = self.model.training
         self.model.eval()
         for batch in tqdm(loader, desc="reference log-probs", disable=self.args.disable_tqdm):
@@ -181,7 +294,13 @@ class SequenceLossTrainer(Trainer):
             batch = {k: v.to(self.args.device) for k, v in batch.items()}
             out.append(self.reference_logps_of(batch).float().cpu())
         self.model.train(was_training)
-        return torch.cat(out)
+        values = torch.cat(out)[: len(mine)]
+        if world == 1:
+            return values
+        by_index: dict[int, list[float]] = {}
+        for idx, vals in gather_object([(mine, values.tolist())]):
+            by_index.update(zip(idx, vals, strict=True))
+        return torch.tensor([by_index[i] for i in indices], dtype=torch.float32)
 
     # ---- loss ---------------------------------------------------------------------------------------
     def _by_example(self, flat: torch.Tensor) -> torch.Tensor:
@@ -332,8 +451,14 @@ class SequenceLossTrainer(Trainer):
         super().log(logs, start_time)
 
     def save_final(
-        self, output_dir: str | Path, merge_lora: bool = True, extra: dict[str, Any] | None = None
+        self,
+        output_dir: str | Path,
+        merge_lora: bool = True,
+        extra: dict[str, Any] | None = None,
+        save_dtype: str = "base",
     ) -> Path:
         from iopo_eval.training.checkpoint import save_checkpoint
 
-        return save_checkpoint(self, Path(output_dir), merge_lora=merge_lora, extra=extra or {})
+        return save_checkpoint(
+            self, Path(output_dir), merge_lora=merge_lora, save_dtype=save_dtype, extra=extra or {}
+        )

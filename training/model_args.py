@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+SAVE_DTYPES = ("base", "bfloat16", "float16", "float32")
+
 
 @dataclass
 class ModelDataArguments:
@@ -43,5 +46,28 @@ class ModelDataArguments:
     )
     merge_lora: bool = field(
         default=True,
-        metadata={"help": "Merge the adapter into the final checkpoint so any HF loader reads it."},
+        metadata={
+            "help": "Merge the adapter into the final checkpoint so any HF loader reads it (false: final/ "
+            "holds the PEFT adapter; evaluate it with pretrained=BASE,peft=final)."
+        },
     )
+    save_dtype: str = field(
+        default="base",
+        metadata={
+            "help": "dtype of the merged weights in final/: base (the starting checkpoint's own dtype, "
+            "whatever dtype it was trained in), bfloat16, float16 or float32."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        from iopo_eval.training.data import FORMATS
+
+        for name, value, allowed in (
+            ("dtype", self.dtype, DTYPES),
+            ("save_dtype", self.save_dtype, SAVE_DTYPES),
+            ("data_format", self.data_format, FORMATS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.use_lora and (self.lora_r < 1 or not self.lora_target_modules.strip()):
+            raise ValueError("LoRA needs lora_r >= 1 and lora_target_modules (all-linear or module names)")

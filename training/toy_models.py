@@ -67,8 +67,13 @@ def tiny_tokenizer(vocab_size: int = 320) -> PreTrainedTokenizerFast:
 
 
 def random_model(
-    shape: str = "tiny", vocab_size: int | None = None, seed: int = 0, **overrides: object
+    shape: str = "tiny",
+    vocab_size: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    **overrides: object,
 ) -> Qwen2ForCausalLM:
+    """A Qwen2 of the named shape with random weights, initialised on ``device`` (default: the CPU)."""
     if shape not in SHAPES:
         raise KeyError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     kwargs = dict(SHAPES[shape])
@@ -78,4 +83,5 @@ def random_model(
     torch.manual_seed(seed)
     config = Qwen2Config(**kwargs)
     config._attn_implementation = "eager" if shape == "tiny" else "sdpa"
-    return Qwen2ForCausalLM(config)
+    with torch.device(device or "cpu"):
+        return Qwen2ForCausalLM(config)

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main, train_action=None)
     tsub = p.add_subparsers(dest="train_action", metavar="ACTION")
 
-    tsub.add_parser("recipes", help="list the packaged recipes").set_defaults(func=main)
+    tsub.add_parser("recipes", help="list the packaged recipes and launch configs").set_defaults(func=main)
 
     r = tsub.add_parser("build-rules", help="build checker-verified quadruples without an LLM")
     r.add_argument("--n", type=int, required=True, help="number of quadruples")
@@ -102,6 +102,9 @@ def main(args: argparse.Namespace) -> int:
         for path in sorted(RECIPES_DIR.glob("*.yaml")):
             first = path.read_text(encoding="utf-8").splitlines()[0].lstrip("# ")
             print(f"{path.stem}\t{first}")
+        print("\nlaunch configs (accelerate --config_file, or --set deepspeed=PATH):")
+        for path in sorted((RECIPES_DIR.parent / "launch").glob("*.*")):
+            print(f"  {path}")
         return 0
     if action == "build-rules":
         from iopo_eval.training.data import write_quadruples

@@ -31,7 +31,7 @@ def _quads(n: int = 4) -> list[Quadruple]:
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def quads():
     """make_quads(n): n small quadruples whose x1/y1 and x2/y2 differ in case and length."""
     return _quads

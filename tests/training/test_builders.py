@@ -158,7 +158,7 @@ def test_builders_refuse_evaluation_data(tmp_path, monkeypatch) -> None:
 
 
 def test_replication_report_table_and_paired_comparisons() -> None:
-    from iopo_eval.training.replicate import report
+    from iopo_eval.training.replication_report import report
 
     def result(heldout: list[list[bool]], ifeval: list[list[bool]]) -> dict:
         rows = [
@@ -195,7 +195,7 @@ def test_replication_refuses_stale_stages(tmp_path) -> None:
 
 
 def test_replication_report_pools_seeds_item_by_item() -> None:
-    from iopo_eval.training.replicate import report
+    from iopo_eval.training.replication_report import report
 
     def result(heldout: list[bool]) -> dict:
         return {"rows": [{"set": "heldout", "followed": [f], "kinds": ["keyword:include"]} for f in heldout]}
@@ -212,6 +212,10 @@ def test_replication_report_pools_seeds_item_by_item() -> None:
     assert blob["table"]["dpo@pooled"]["heldout/instruction"]["value"] == 0.125
     pooled = [c for c in blob["comparisons"] if c["candidate"] == "iopo@pooled"]
     assert [c["baseline"] for c in pooled] == ["dpo@pooled"]
-    assert pooled[0]["delta"] == 0.375 and pooled[0]["mcnemar_p"] is None
+    assert (
+        pooled[0]["delta"] == 0.375
+        and pooled[0]["mcnemar_p"] is None
+        and pooled[0]["sign_flip_p"] is not None
+    )
     assert not any(c["candidate"] == "iopo@1" and c["baseline"] == "dpo@0" for c in blob["comparisons"])
     assert blob["by_family"]["iopo"]["keyword"] == [4, 8] and blob["by_family"]["sft"]["keyword"] == [0, 4]
