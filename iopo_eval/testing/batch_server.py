@@ -54,11 +54,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from iopo_eval.testing.openai_server import Fault, FaultFn, ReplyFn, UsageFn, default_usage
+from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn
+from iopo_eval.testing.openai_server import Fault, FaultFn
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
 TERMINAL = ("completed", "failed", "expired", "cancelled")
@@ -195,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     timeout = 120
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -254,21 +255,10 @@ def _error_body(message: str, code: str | None = None, param: str | None = None)
     ).encode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 256
-    allow_reuse_address = True
-    owner: BatchServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class BatchServer:
+class BatchServer(LoopbackService):
     """The files and batches API on 127.0.0.1; see the module docstring."""
+
+    thread_name = "batch-server"
 
     def __init__(
         self,
@@ -282,8 +272,7 @@ class BatchServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.reply = reply
-        self._usage = usage
+        super().__init__(_Handler, reply, usage, host, port)
         self.faults = faults
         self.timing = timing or BatchTiming()
         self.max_requests = max_requests
@@ -300,9 +289,6 @@ class BatchServer:
         self.routes: Counter[str] = Counter()
         self.submitted: Counter[str] = Counter()
         self.lines_answered = 0
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread: threading.Thread | None = None
 
     # --- scripting and control ----------------------------------------------------------------------
     def script(self, *faults: Fault | None) -> None:
@@ -367,16 +353,6 @@ class BatchServer:
             return sum(n - 1 for n in self.submitted.values() if n > 1)
 
     # --- answering one line -------------------------------------------------------------------------
-    def reply_text(self, request: dict[str, Any]) -> str:
-        return self.reply(request) if callable(self.reply) else str(self.reply)
-
-    def usage(self, request: dict[str, Any], text: str) -> tuple[int, int]:
-        if self._usage is None:
-            return default_usage(request, text)
-        if callable(self._usage):
-            return self._usage(request, text)
-        return self._usage
-
     def _next_fault(self, body: dict[str, Any]) -> Fault | None:
         with self._cond:
             if self._scripted:
@@ -850,42 +826,13 @@ class BatchServer:
                 raise _Stop
 
     # --- lifecycle -----------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> BatchServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="batch-server",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> BatchServer:
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
+        super().stop()
 
 
 def _dump(obj: Any) -> bytes:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import socket
 import sys
 import threading
@@ -33,12 +32,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-ReplyFn = Callable[[dict[str, Any]], str]
+from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn
+
 FaultFn = Callable[[dict[str, Any]], "Fault | None"]
-UsageFn = Callable[[dict[str, Any], str], tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -97,18 +96,12 @@ class Fault:
         return cls("text", text=text)
 
 
-def default_usage(request: dict[str, Any], text: str) -> tuple[int, int]:
-    """Deterministic token counts: a token per 4 characters, rounded up."""
-    chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []) if isinstance(m, dict))
-    return math.ceil(chars / 4), math.ceil(len(text) / 4)
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
     # TCP_NODELAY: else the body, written after the headers, waits ~40 ms for a delayed ACK.
     disable_nagle_algorithm = True
     timeout = 120  # an idle keep-alive connection is closed after this many seconds
-    server: _Server
+    server: LoopbackHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests and benchmarks read counters
         return
@@ -215,22 +208,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stuck connection never blocks shutdown
-    block_on_close = False  # nor does an idle keep-alive connection (server_close would join it)
-    request_queue_size = 1024  # the listen backlog: hundreds of clients may connect at once
-    allow_reuse_address = True
-    owner: OpenAIServer
+class OpenAIServer(LoopbackService):
+    thread_name = "openai-server"
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that dies or times out mid-request (the crash and fault tests do it on purpose) is
-        # not a server error worth a traceback.
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-
-class OpenAIServer:
     def __init__(
         self,
         reply: ReplyFn | str = "ok",
@@ -241,9 +221,8 @@ class OpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.reply = reply
+        super().__init__(_Handler, reply, usage, host, port)
         self.latency_s = latency_s
-        self._usage = usage
         self.faults = faults
         self._lock = threading.Lock()
         self._faults: deque[Fault | None] = deque()
@@ -253,9 +232,6 @@ class OpenAIServer:
         self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most calls being answered at once
-        self._httpd = _Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread: threading.Thread | None = None
 
     # --- scripting -----------------------------------------------------------------------------------
     def script(self, *faults: Fault | None) -> None:
@@ -286,49 +262,6 @@ class OpenAIServer:
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
-
-    def reply_text(self, request: dict[str, Any]) -> str:
-        return self.reply(request) if callable(self.reply) else str(self.reply)
-
-    def usage(self, request: dict[str, Any], text: str) -> tuple[int, int]:
-        if self._usage is None:
-            return default_usage(request, text)
-        if callable(self._usage):
-            return self._usage(request, text)
-        return self._usage
-
-    # --- lifecycle -----------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> OpenAIServer:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},  # stop() returns within 50 ms
-                name="openai-server",
-                daemon=True,
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> OpenAIServer:
-        return self.start()
-
-    def __exit__(self, *_: Any) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

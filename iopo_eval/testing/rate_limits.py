@@ -13,7 +13,8 @@ import threading
 import time
 from typing import Any
 
-from iopo_eval.testing.openai_server import Fault, default_usage
+from iopo_eval.testing.loopback import default_usage
+from iopo_eval.testing.openai_server import Fault
 
 
 class _Bucket:
