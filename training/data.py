@@ -23,6 +23,11 @@ Formats (detected from the keys of each row, or named with ``data_format``):
 
 ``sft``  ``{"messages": [...]}`` (the last message is the assistant target) or ``{"prompt", "completion"}``.
 
+Containers: rows in any of these formats come from a ``.json`` list, a ``.jsonl`` file, a ``.parquet`` file
+(``train build-data`` writes ``hf/iopo.parquet``, ``hf/dpo.parquet``, ``hf/sft.parquet``), a folder holding one
+parquet file, or a folder written by ``datasets``' ``save_to_disk`` (a ``DatasetDict`` gives its ``train`` split,
+or its only split).
+
 Every malformed row raises ``TrainingDataError`` naming the file and the row.
 """
 
@@ -210,36 +215,108 @@ _PARSERS = {
 
 
 def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(row label, row object) for a .json list or a .jsonl file; labels say which file and row."""
+    """(row label, row object) from a training file or dataset folder; labels say which file and row."""
     path = Path(path)
-    if not path.is_file():
-        raise TrainingDataError(f"{path}: no such training file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise TrainingDataError(f"{path}: not UTF-8 ({exc})") from exc
-    stripped = text.lstrip()
-    rows: list[tuple[str, Any]] = []
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TrainingDataError(f"{path}: not valid JSON ({exc})") from exc
-        rows = [(f"{path} row {i}", r) for i, r in enumerate(data)]
+    if path.is_dir():
+        rows = _folder_rows(path)
+    elif not path.is_file():
+        raise TrainingDataError(f"{path}: no such training file or dataset folder")
+    elif path.suffix == ".parquet":
+        rows = _parquet_rows(path)
     else:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append((f"{path} line {lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{path} line {lineno}: not valid JSON ({exc})") from exc
+        rows = _json_rows(path)
     for where, row in rows:
         if not isinstance(row, dict):
             raise TrainingDataError(f"{where}: expected a JSON object, got {type(row).__name__}")
     if not rows:
         raise TrainingDataError(f"{path}: no rows")
     return rows
+
+
+def _json_rows(path: Path) -> list[tuple[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrainingDataError(f"{path}: not UTF-8 ({exc})") from exc
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TrainingDataError(f"{path}: not valid JSON ({exc})") from exc
+        return [(f"{path} row {i}", r) for i, r in enumerate(data)]
+    rows: list[tuple[str, Any]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((f"{path} line {lineno}", json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise TrainingDataError(f"{path} line {lineno}: not valid JSON ({exc})") from exc
+    return rows
+
+
+def _parquet_rows(path: Path) -> list[tuple[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise TrainingDataError(f"{path}: not a readable parquet file ({exc})") from exc
+    return [(f"{path} row {i}", r) for i, r in enumerate(table.to_pylist())]
+
+
+def _folder_rows(path: Path) -> list[tuple[str, Any]]:
+    """A ``save_to_disk`` folder (Dataset or DatasetDict), or a folder with exactly one parquet file."""
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        import datasets
+
+        try:
+            loaded = datasets.load_from_disk(str(path))
+        except (OSError, ValueError, FileNotFoundError) as exc:
+            raise TrainingDataError(f"{path}: not a readable saved dataset ({exc})") from exc
+        label = str(path)
+        if isinstance(loaded, datasets.DatasetDict):
+            splits = sorted(loaded)
+            split = "train" if "train" in loaded else splits[0] if len(splits) == 1 else None
+            if split is None:
+                raise TrainingDataError(
+                    f"{path}: a DatasetDict with splits {', '.join(splits)} and no 'train': "
+                    f"give the split's folder, e.g. {path / splits[0]}"
+                )
+            loaded, label = loaded[split], f"{path} split {split}"
+        return [(f"{label} row {i}", r) for i, r in enumerate(loaded.to_list())]
+    parquets = sorted(path.glob("*.parquet"))
+    if len(parquets) == 1:
+        return _parquet_rows(parquets[0])
+    if parquets:
+        names = ", ".join(p.name for p in parquets)
+        raise TrainingDataError(
+            f"{path} holds {len(parquets)} parquet sets ({names}): give one as the training file, "
+            f"e.g. {parquets[0]}"
+        )
+    raise TrainingDataError(
+        f"{path}: a folder that is neither a saved dataset (save_to_disk) nor holds a parquet file"
+    )
+
+
+def source_sha256(path: str | Path) -> str:
+    """sha256 of a training file's bytes, or of a dataset folder's files (relative names and bytes), so a
+    run key changes when the data does. Cache files that ``datasets`` may add are left out."""
+    path = Path(path)
+    files = (
+        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("cache-", ".")))
+        if path.is_dir()
+        else [path]
+    )
+    digest = hashlib.sha256()
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def parse_rows(rows: Iterable[tuple[str, dict[str, Any]]], data_format: str = "auto") -> list[Example]:

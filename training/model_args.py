@@ -15,7 +15,10 @@ class ModelDataArguments:
         metadata={"help": "HF folder or hub id of the starting model (the paper starts from its SFT model)."},
     )
     train_file: str = field(
-        default="", metadata={"help": "Training data: .json/.jsonl in one of the formats of data.py."}
+        default="",
+        metadata={
+            "help": "Training data (formats: data.py): .json/.jsonl, .parquet or a save_to_disk folder."
+        },
     )
     data_format: str = field(
         default="auto",

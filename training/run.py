@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from iopo_eval.data.store import DataError
+from iopo_eval.training.data import source_sha256
 from iopo_eval.training.model_args import ModelDataArguments
 from iopo_eval.training.recipe import (
     METHODS,
@@ -120,14 +121,6 @@ def build_trainer(
     )
 
 
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_key(method: str, model_args: ModelDataArguments, config: Any) -> str:
     """Names what a run computes: method, every setting that changes the weights, the training file's
     bytes and the number of processes. Equal keys mean a finished run's final/ is this run's result."""
@@ -140,7 +133,7 @@ def run_key(method: str, model_args: ModelDataArguments, config: Any) -> str:
         {
             "method": method,
             "settings": settings,
-            "train_file": _file_sha256(model_args.train_file),
+            "train_file": source_sha256(model_args.train_file),
             "world_size": config.world_size,
         },
         sort_keys=True,

@@ -17,6 +17,7 @@ from iopo_eval.training.data import (
     as_sft,
     fingerprint,
     load_examples,
+    source_sha256,
     write_quadruples,
 )
 
@@ -119,3 +120,59 @@ def test_bad_files(tmp_path) -> None:
     (tmp_path / "u.json").write_text(json.dumps([{"conversations": [{"from": "human", "value": "a"}]}]))
     with pytest.raises(TrainingDataError, match=r"u.json row 0: conversations must be .* even number"):
         load_examples(tmp_path / "u.json")
+
+
+def _quad_rows(n: int) -> list[dict[str, object]]:
+    return [
+        {"id": f"q{i}", "x1": f"do A{i}", "x2": f"do B{i}", "y1": f"a{i}", "y2": f"b{i}"} for i in range(n)
+    ]
+
+
+def test_parquet_and_saved_datasets_read_like_jsonl(tmp_path) -> None:
+    import datasets
+
+    rows = _quad_rows(3)
+    want = fingerprint(load_examples(_jsonl(tmp_path / "q.jsonl", rows)))
+    ds = datasets.Dataset.from_list(rows)
+    ds.to_parquet(str(tmp_path / "q.parquet"))
+    ds.save_to_disk(str(tmp_path / "saved"))
+    datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dict"))
+    datasets.DatasetDict({"only": ds}).save_to_disk(str(tmp_path / "single"))
+    (tmp_path / "one").mkdir()
+    ds.to_parquet(str(tmp_path / "one" / "data.parquet"))
+    for source in ("q.parquet", "saved", "dict", "single", "one"):
+        assert fingerprint(load_examples(tmp_path / source)) == want, source
+
+
+def test_dataset_containers_fail_with_one_clear_message(tmp_path) -> None:
+    import datasets
+
+    ds = datasets.Dataset.from_list(_quad_rows(2))
+    datasets.DatasetDict({"a": ds, "b": ds}).save_to_disk(str(tmp_path / "dict"))
+    with pytest.raises(TrainingDataError, match=r"splits a, b and no 'train': give the split's folder"):
+        load_examples(tmp_path / "dict")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(TrainingDataError, match=r"junk.parquet: not a readable parquet file"):
+        load_examples(tmp_path / "junk.parquet")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingDataError, match=r"empty: a folder that is neither a saved dataset"):
+        load_examples(tmp_path / "empty")
+    with pytest.raises(TrainingDataError, match=r"nowhere: no such training file or dataset folder"):
+        load_examples(tmp_path / "nowhere")
+    bad = _quad_rows(3)
+    bad[2]["x2"] = bad[2]["x1"]
+    datasets.Dataset.from_list(bad).to_parquet(str(tmp_path / "bad.parquet"))
+    with pytest.raises(TrainingDataError, match=r"bad.parquet row 2: x1 and x2 are the same instruction"):
+        load_examples(tmp_path / "bad.parquet")
+
+
+def test_source_hash_follows_the_data_in_a_folder(tmp_path) -> None:
+    import datasets
+
+    datasets.Dataset.from_list(_quad_rows(2)).save_to_disk(str(tmp_path / "a"))
+    datasets.Dataset.from_list(_quad_rows(2)).save_to_disk(str(tmp_path / "b"))
+    datasets.Dataset.from_list(_quad_rows(3)).save_to_disk(str(tmp_path / "c"))
+    assert source_sha256(tmp_path / "a") == source_sha256(tmp_path / "b")
+    assert source_sha256(tmp_path / "a") != source_sha256(tmp_path / "c")
+    load_examples(tmp_path / "a")  # reading leaves the hash alone
+    assert source_sha256(tmp_path / "a") == source_sha256(tmp_path / "b")
