@@ -74,7 +74,7 @@ def estimate_build(settings: BuildSettings, prepared: Prepared, cache: JudgeCach
             chosen = [a for a in asks if a.variant == variant]
             config = runner._config(step, variant)
             run = judge_batch(
-                [engine_request(a, step.role) for a in chosen], config, cache, dry_run=True, progress=False
+                [engine_request(a) for a in chosen], config, cache, dry_run=True, progress=False
             )
             est = run.estimate
             assert est is not None

@@ -19,10 +19,6 @@ from iopo_eval.training.databuild.steps import Ask, Step
 CONFIGS_DIR = Path(__file__).parent / "configs"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 EMBEDDED_GENERATOR = "smollm2-generator"
-# The engine treats a request whose ``response`` field is empty as an empty model answer and fails it
-# without a call. Generation requests have no response to judge; they carry this placeholder, which their
-# templates never use (so it is neither sent nor part of the cache key).
-_NOT_A_JUDGEMENT = "(generation request: no response is judged)"
 
 
 def resolve_generator(
@@ -67,11 +63,10 @@ def template_digest(name: str) -> str:
     return f"{name}@{hashlib.sha256((TEMPLATES_DIR / name).read_bytes()).hexdigest()[:12]}"
 
 
-def engine_request(ask: Ask, role: str) -> JudgeRequest:
-    fields = dict(ask.fields)
-    if role == "llm":
-        fields.setdefault("response", _NOT_A_JUDGEMENT)
-    return JudgeRequest(key=ask.key, fields=fields, n_expected=ask.n_expected)
+def engine_request(ask: Ask) -> JudgeRequest:
+    """A step's ask as an engine request. A generation ask has no ``response`` field, which the engine reads
+    as "nothing to judge" (only a judged response that is present and empty fails without a call)."""
+    return JudgeRequest(key=ask.key, fields=dict(ask.fields), n_expected=ask.n_expected)
 
 
 def generator_summary(config: JudgeConfig) -> dict[str, object]:

@@ -217,7 +217,7 @@ class Runner:
                 (iid, i, a) for iid, v in asks.items() for i, a in enumerate(v) if a.variant == variant
             ]
             run = judge_batch(
-                [engine_request(a, step.role) for _, _, a in entries],
+                [engine_request(a) for _, _, a in entries],
                 self._config(step, variant).with_overrides(concurrency=self.settings.concurrency),
                 self.cache,
                 budget_usd=self._remaining(),
