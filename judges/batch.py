@@ -638,7 +638,7 @@ class _Run:
             usage=usage,
             cost_usd=self.price.cost(usage.prompt_tokens, usage.completion_tokens),
         )
-        self.cache.put(cached_record(held.key, self.config, attempts, held.truncated))
+        self.cache.put(attempts.cache_record(held.key, self.config, held.truncated))
 
     def _show(self) -> None:
         live = sum(e.completed + e.failed for e in self.open.values())
@@ -772,31 +772,6 @@ async def judge_in_batches(
     return await run.run()
 
 
-def cached_record(
-    key: str, config: JudgeConfig, result: JudgeAttempts, truncated: dict[str, int]
-) -> CachedJudgement:
-    """The cache record of a parsed judgement: the same fields the engine stores for a synchronous one."""
-    assert result.parsed is not None
-    return CachedJudgement(
-        key=key,
-        judge_identity=config.identity_hash(),
-        judge_name=config.name,
-        judge_model=config.model,
-        prompt_version=config.prompt_version,
-        raw=result.raw or "",
-        scores=list(result.parsed.scores),
-        reasons=list(result.parsed.reasons) if result.parsed.reasons is not None else None,
-        overall=result.parsed.overall,
-        prompt_tokens=result.usage.prompt_tokens,
-        completion_tokens=result.usage.completion_tokens,
-        cost_usd=result.cost_usd,
-        latency_s=result.latency_s,
-        attempts=result.attempts,
-        truncated=dict(truncated),
-        created_at=time.time(),
-    )
-
-
 def dump_attempts(result: JudgeAttempts) -> dict[str, Any]:
     """A JudgeAttempts as JSON-ready data (for drivers and logs)."""
     parsed = result.parsed
@@ -824,7 +799,6 @@ __all__ = [
     "JudgeMode",
     "SyncFallback",
     "batch_price",
-    "cached_record",
     "dump_attempts",
     "judge_in_batches",
 ]

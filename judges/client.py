@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from iopo_eval.judges import estimate
+from iopo_eval.judges.cache import CachedJudgement
 from iopo_eval.judges.config import DEFAULT_BASE_URL, JudgeConfig, JudgeConfigError
 from iopo_eval.judges.parse import JudgeParseError, ParsedJudgement, ParserSpec
 from iopo_eval.judges.ratelimit import limiter_for
@@ -81,6 +82,32 @@ class JudgeAttempts:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     latency_s: float = 0.0  # wall time of the calls, waits excluded
+
+    def cache_record(
+        self, key: str, config: JudgeConfig, truncated: dict[str, int], identity: str | None = None
+    ) -> CachedJudgement:
+        """The judge cache's record of this parsed judgement: one construction for synchronous and batch
+        replies, so both modes store the same fields."""
+        if self.parsed is None:
+            raise ValueError(f"judge request {key!r}: only a parsed judgement is cached")
+        return CachedJudgement(
+            key=key,
+            judge_identity=identity or config.identity_hash(),
+            judge_name=config.name,
+            judge_model=config.model,
+            prompt_version=config.prompt_version,
+            raw=self.raw or "",
+            scores=list(self.parsed.scores),
+            reasons=list(self.parsed.reasons) if self.parsed.reasons is not None else None,
+            overall=self.parsed.overall,
+            prompt_tokens=self.usage.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens,
+            cost_usd=self.cost_usd,
+            latency_s=self.latency_s,
+            attempts=self.attempts,
+            truncated=dict(truncated),
+            created_at=time.time(),
+        )
 
 
 # Asks whether one more call of the given estimated cost may start; the second callable settles it.

@@ -556,24 +556,7 @@ class _Finisher:
         config = self.config
         outcome = _from_attempts(first, result, config)
         if result.status == "ok" and result.parsed is not None:
-            record = CachedJudgement(
-                key=key,
-                judge_identity=self.identity,
-                judge_name=config.name,
-                judge_model=config.model,
-                prompt_version=config.prompt_version,
-                raw=result.raw or "",
-                scores=list(result.parsed.scores),
-                reasons=list(result.parsed.reasons) if result.parsed.reasons is not None else None,
-                overall=result.parsed.overall,
-                prompt_tokens=result.usage.prompt_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                cost_usd=result.cost_usd,
-                latency_s=result.latency_s,
-                attempts=result.attempts,
-                truncated=dict(first.rendered.truncated),
-                created_at=time.time(),
-            )
+            record = result.cache_record(key, config, first.rendered.truncated, self.identity)
             self.write(lambda tx: tx.put(record))
         else:
             owner, kind = self.owner, result.error_kind or "unknown"

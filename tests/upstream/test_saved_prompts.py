@@ -16,28 +16,16 @@ from typing import Any
 
 import pytest
 import upstream_oracles as oracle
+from awkward_text import SENT
 
 from iopo_eval.cli import main as cli_main
 from iopo_eval.data.trace import load_trace
 from iopo_eval.results import read_items
 from iopo_eval.testing.scripted_lm import register_scripted_lm, user_turn
 
-AWKWARD = [
-    "{}",
-    "{ans} {description} {format_str} {0} {prompt!r}",
-    "{{doubled}} }{ {",
-    "C:\\new\\table \\n \\t \\\\ \\u4e2d",
-    "\"double\" 'single' “中文引号” ‘’ ``` '''",
-    "😀👍🏽 🇨🇳 e\u0301 \u200b\ufeff",
-    "NULL",
-    "%s %(x)s $x ${x}",
-    "答案：是\nConstraints Overall Score: [[10]]\n检查点\t1\n\n",
-    "长" * 4100 + "尾",
-]
-
 
 def response_for(i: int) -> str:
-    return f"{AWKWARD[i % len(AWKWARD)]} #{i}"  # never blank: a blank response is never sent
+    return f"{SENT[i % len(SENT)]} #{i}"  # never blank: a blank response is never sent
 
 
 def trace_rows(mirror: Path) -> dict[str, dict[str, Any]]:
@@ -145,7 +133,7 @@ def test_run_dry_run_saves_the_prompts_it_would_send(mirror: Path, tmp_path: Pat
     rows = {"trace": trace_rows(mirror), "cfbench": cfbench_rows(mirror)}
     for line in lines:
         response = judged[(line["benchmark"], line["item_id"])]
-        assert response.startswith(tuple(AWKWARD))
+        assert response.startswith(tuple(SENT))
         row = rows[line["benchmark"]][line["item_id"]]
         assert line["messages"] == expected_messages(line["benchmark"], row, response), line["item_id"]
 

@@ -15,25 +15,9 @@ from typing import Any
 
 import pytest
 import upstream_oracles as oracle
+from awkward_text import AWKWARD
 
 from iopo_eval.judges.upstream_prompt import messages, n_expected, render_upstream
-
-# Responses that stress a formatter: braces and format fields, backslashes and escapes, quotes, emoji,
-# the TRACE sentinel, whitespace only, the empty string, and text longer than ComplexBench keeps.
-AWKWARD = [
-    "",
-    "{}",
-    "{ans} {description} {format_str} {0} {prompt!r}",
-    "{{doubled}} }{ {",
-    "C:\\new\\table \\n \\t \\\\ \\u4e2d",
-    "\"double\" 'single' “中文引号” ‘’ ``` '''",
-    "😀👍🏽 🇨🇳 e\u0301 \u200b\ufeff",
-    "NULL",
-    " \t\n\n \r\n",
-    "%s %(x)s $x ${x}",
-    "答案：是\nConstraints Overall Score: [[10]]\n检查点\t1\n\n",
-    "长" * 4100 + "尾",
-]
 
 
 def response_for(i: int) -> str:
