@@ -58,7 +58,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn
+from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn, chat_completion
 from iopo_eval.testing.openai_server import Fault, FaultFn
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/completions")
@@ -426,21 +426,7 @@ class BatchServer(LoopbackService):
         return 200, _dump(self._completion(request, text)), "application/json"
 
     def _completion(self, request: dict[str, Any], text: str) -> dict[str, Any]:
-        prompt_tokens, completion_tokens = self.usage(request, text)
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": str(request.get("model", "scripted")),
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        return chat_completion(f"chatcmpl-{uuid.uuid4().hex[:12]}", request, text, self.usage(request, text))
 
     def _upload(self, raw: bytes, content_type: str) -> dict[str, Any]:
         if not content_type.startswith("multipart/form-data"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
@@ -22,6 +23,25 @@ def default_usage(request: dict[str, Any], text: str) -> tuple[int, int]:
     """Deterministic token counts: a token per 4 characters, rounded up."""
     chars = sum(len(str(m.get("content", ""))) for m in request.get("messages", []) if isinstance(m, dict))
     return math.ceil(chars / 4), math.ceil(len(text) / 4)
+
+
+def chat_completion(
+    completion_id: str, request: dict[str, Any], text: str, usage: tuple[int, int]
+) -> dict[str, Any]:
+    """A chat.completion object as the OpenAI API returns it: one assistant choice and its usage."""
+    prompt_tokens, completion_tokens = usage
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(request.get("model", "scripted")),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn
+from iopo_eval.testing.loopback import LoopbackHTTPServer, LoopbackService, ReplyFn, UsageFn, chat_completion
 
 FaultFn = Callable[[dict[str, Any]], "Fault | None"]
 
@@ -178,23 +178,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, b'{"id": "chatcmpl-broken", "choices": [{"message": ')
             return
         text = fault.text if fault is not None and fault.kind == "text" else owner.reply_text(request)
-        prompt_tokens, completion_tokens = owner.usage(request, text)
-        body = json.dumps(
-            {
-                "id": f"chatcmpl-{owner.calls}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": str(request.get("model", "scripted")),
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            }
-        ).encode()
+        completion = chat_completion(f"chatcmpl-{owner.calls}", request, text, owner.usage(request, text))
+        body = json.dumps(completion).encode()
         if fault is not None and fault.kind == "cut":
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
