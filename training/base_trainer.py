@@ -17,7 +17,7 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from accelerate.utils import DistributedType, gather_object
@@ -59,6 +59,11 @@ class SequenceLossTrainer(Trainer):
     n_sequences: ClassVar[int] = 1
     needs_reference: ClassVar[bool] = False
     loss_is_scaled_for_ga = False  # our losses are per-batch means: Trainer divides by the accumulation steps
+    # Narrower than Trainer's own types: __init__ always gets a model, a BaseTrainConfig and a tokenizer.
+    # Methods with a reference (IOPO, DPO) get a PreferenceConfig: their code casts args to it.
+    model: nn.Module
+    args: BaseTrainConfig
+    processing_class: PreTrainedTokenizerBase
 
     def __init__(
         self,
@@ -106,8 +111,9 @@ class SequenceLossTrainer(Trainer):
         self.ref_model: nn.Module | None = None
         self._policy_is_start = False
         if self.accelerator.distributed_type == DistributedType.DEEPSPEED and self._lean() is not None:
+            spb = cast(PreferenceConfig, args).sequences_per_backward
             raise RecipeError(
-                f"sequences_per_backward={args.sequences_per_backward} (memory-lean step) does not run under "  # type: ignore[attr-defined]
+                f"sequences_per_backward={spb} (memory-lean step) does not run under "
                 "DeepSpeed (one backward per micro-step there): set sequences_per_backward: null, or use "
                 "DDP/FSDP"
             )
@@ -115,8 +121,8 @@ class SequenceLossTrainer(Trainer):
             from transformers.integrations import is_deepspeed_zero3_enabled
 
             if is_deepspeed_zero3_enabled() and (
-                args.precompute_ref_log_probs or not ref_lib.is_peft(self.model)
-            ):  # type: ignore[attr-defined]
+                cast(PreferenceConfig, args).precompute_ref_log_probs or not ref_lib.is_peft(self.model)
+            ):
                 raise RecipeError(
                     "under DeepSpeed ZeRO-3 the weights are partitioned at load, so the reference must be the "
                     "LoRA policy with its adapter disabled, computed on the fly: use LoRA and set "
@@ -183,7 +189,7 @@ class SequenceLossTrainer(Trainer):
 
     # ---- reference --------------------------------------------------------------------------------
     def _setup_reference(self, ref_model: nn.Module | None, tokenizer: PreTrainedTokenizerBase) -> None:
-        args: PreferenceConfig = self.args  # type: ignore[assignment]
+        args = cast(PreferenceConfig, self.args)
         if ref_model is not None:
             self.ref_model = ref_model
         elif not ref_lib.is_peft(self.model) and not args.precompute_ref_log_probs:
@@ -233,7 +239,7 @@ class SequenceLossTrainer(Trainer):
         """Reference log-probs of the examples this run will visit (all of them unless ``max_steps`` ends
         the run inside the first epoch), computed in equal shards on every process, gathered, and cached
         with NaN for the rows not computed yet."""
-        args: PreferenceConfig = self.args  # type: ignore[assignment]
+        args = cast(PreferenceConfig, self.args)
         net, ctx = self._reference_context()
         with ctx:
             weights_fp = ref_lib.weights_fingerprint(self.accelerator.unwrap_model(net))
@@ -280,9 +286,10 @@ class SequenceLossTrainer(Trainer):
         size = math.ceil(len(indices) / world)
         mine = indices[rank * size : (rank + 1) * size]
         padded = mine + [indices[0]] * (size - len(mine))
+        ref_batch = cast(PreferenceConfig, self.args).precompute_ref_batch_size
         loader = DataLoader(
             Subset(self.train_dataset, padded),  # type: ignore[arg-type]
-            batch_size=self.args.precompute_ref_batch_size or self.args.per_device_train_batch_size,
+            batch_size=ref_batch or self.args.per_device_train_batch_size,
             collate_fn=self.data_collator,
             shuffle=False,
         )

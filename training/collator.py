@@ -14,7 +14,7 @@ response tokens and -100 on prompt and padding.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -28,9 +28,15 @@ Sequence = tuple[list[int], list[int]]
 def encode(tokenizer: PreTrainedTokenizerBase, prompt: Messages, response: str) -> Sequence:
     """(prompt ids, response ids) using the tokenizer's chat template; the response carries the end of turn."""
     if getattr(tokenizer, "chat_template", None):
-        prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-        full_text = tokenizer.apply_chat_template(
-            [*prompt, {"role": "assistant", "content": response}], tokenize=False
+        # tokenize=False renders one conversation as one string (the stub returns the union of all modes)
+        prompt_text = cast(
+            str, tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        )
+        full_text = cast(
+            str,
+            tokenizer.apply_chat_template(
+                [*prompt, {"role": "assistant", "content": response}], tokenize=False
+            ),
         )
         if not full_text.startswith(prompt_text):
             raise ValueError("the chat template renders the prompt differently once a response follows it")

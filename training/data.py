@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -206,7 +206,7 @@ def _parse_sft(row: dict[str, Any], where: str) -> SFTExample:
     )
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any], str], Example]] = {
     "iopo-upstream": _parse_upstream,
     "quadruple": _parse_quadruple,
     "pairs": _parse_pair,

@@ -24,6 +24,7 @@ from transformers import PreTrainedModel
 
 IGNORE_INDEX = -100
 _MARK = "_iopo_logprob_forward"
+_ORIGINAL = "_iopo_original_forward"
 
 
 def _label_logps(hidden: torch.Tensor, labels: torch.Tensor, lm_head: nn.Module) -> torch.Tensor:
@@ -49,7 +50,7 @@ def selected_token_logps(
     return torch.cat(pieces)
 
 
-def _causal_lm(model: nn.Module) -> nn.Module:
+def _causal_lm(model: nn.Module) -> PreTrainedModel:
     """The innermost ``PreTrainedModel`` (under PEFT, DDP and similar wrappers)."""
     inner = model
     for _ in range(8):
@@ -57,16 +58,16 @@ def _causal_lm(model: nn.Module) -> nn.Module:
             if inner.get_output_embeddings() is None:
                 break
             return inner
-        if hasattr(inner, "get_base_model"):
-            inner = inner.get_base_model()
-        elif isinstance(getattr(inner, "module", None), nn.Module):
-            inner = inner.module
+        if (get_base_model := getattr(inner, "get_base_model", None)) is not None:  # PEFT
+            inner = get_base_model()
+        elif isinstance(wrapped := getattr(inner, "module", None), nn.Module):
+            inner = wrapped
         else:
             break
     raise TypeError(f"{type(model).__name__}: found no causal LM with an output embedding inside")
 
 
-def _check_plain_head(lm: nn.Module) -> None:
+def _check_plain_head(lm: PreTrainedModel) -> None:
     config = lm.config.get_text_config() if hasattr(lm.config, "get_text_config") else lm.config
     for attr in ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier"):
         value = getattr(config, attr, None)
@@ -91,14 +92,14 @@ def install_logprob_forward(model: nn.Module, chunk_size: int = 1024) -> nn.Modu
         setattr(lm, _MARK, chunk_size)
         return model
     # Kept on the instance (not in a closure) so that copy.deepcopy rebinds it to the copy.
-    lm._iopo_original_forward = lm.forward
+    setattr(lm, _ORIGINAL, lm.forward)
     setattr(lm, _MARK, chunk_size)
 
     def forward(
-        self: nn.Module, *args: Any, logprob_labels: torch.Tensor | None = None, **kwargs: Any
+        self: PreTrainedModel, *args: Any, logprob_labels: torch.Tensor | None = None, **kwargs: Any
     ) -> Any:
         if logprob_labels is None:
-            return self._iopo_original_forward(*args, **kwargs)
+            return getattr(self, _ORIGINAL)(*args, **kwargs)
         for unused in ("labels", "return_dict", "output_attentions", "output_hidden_states"):
             kwargs.pop(unused, None)
         kwargs["use_cache"] = False

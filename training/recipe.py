@@ -17,12 +17,16 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from iopo_eval.data.store import DataError
 from iopo_eval.training.model_args import ModelDataArguments
+
+if TYPE_CHECKING:  # imported lazily below: they pull in torch and transformers
+    from iopo_eval.training.base_config import BaseTrainConfig
+    from iopo_eval.training.base_trainer import SequenceLossTrainer
 
 log = logging.getLogger(__name__)
 RECIPES_DIR = Path(__file__).parent / "recipes"
@@ -44,7 +48,7 @@ class Recipe:
         return self.origins.get(key, str(self.path))
 
 
-def method_classes(method: str) -> tuple[type, type]:
+def method_classes(method: str) -> tuple[type[BaseTrainConfig], type[SequenceLossTrainer]]:
     if method == "iopo":
         from iopo_eval.training.iopo_config import IOPOConfig
         from iopo_eval.training.iopo_trainer import IOPOTrainer

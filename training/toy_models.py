@@ -7,6 +7,8 @@ string (Chinese too) encodes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -76,7 +78,7 @@ def random_model(
     """A Qwen2 of the named shape with random weights, initialised on ``device`` (default: the CPU)."""
     if shape not in SHAPES:
         raise KeyError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-    kwargs = dict(SHAPES[shape])
+    kwargs: dict[str, Any] = dict(SHAPES[shape])
     if vocab_size is not None:
         kwargs["vocab_size"] = vocab_size
     kwargs.update(overrides)
