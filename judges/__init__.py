@@ -23,6 +23,7 @@ from iopo_eval.judges import parse_cfbench as _parse_cfbench  # noqa: F401  (reg
 from iopo_eval.judges import parse_cfbench_upstream as _parse_cfbench_upstream  # noqa: F401  (registers)
 from iopo_eval.judges import parse_complexbench as _parse_complexbench  # noqa: F401  (registers its parsers)
 from iopo_eval.judges import parse_complexbench_upstream as _parse_cb_upstream  # noqa: F401  (registers)
+from iopo_eval.judges import parse_smoke as _parse_smoke  # noqa: F401  (registers its parser)
 from iopo_eval.judges import parse_trace_upstream as _parse_trace_upstream  # noqa: F401  (registers)
 from iopo_eval.judges.cache import JudgeCache, JudgeCacheError
 from iopo_eval.judges.config import (

@@ -28,6 +28,8 @@ from iopo_eval.training.databuild.seeds import PACKAGED_SEEDS, parse_shard
 log = logging.getLogger(__name__)
 EMBEDDED = "embedded"
 SMOKE_JUDGE_TEMPERATURE = 1.0
+SMOKE_JUDGE_TEMPLATE = "smoke_judge_v1.txt"  # judges/templates: for the embedded 135M judge only
+SMOKE_JUDGE_PARSER = "smoke_met"  # judges/parse_smoke.py
 SMOKE_RETRIES = 3
 
 
@@ -169,13 +171,19 @@ def _configs(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[Any
             )
         from iopo_eval.embedded import embedded_judge_config
 
-        # At temperature 0 the 135M judge copies its template's example and scores every first constraint 0,
-        # so no response would ever pass and the later steps would never run. Sampled, its verdicts vary:
-        # still noise (a smoke test), but every step is exercised; a sampled reply that breaks the format
-        # (a score of 90) is asked again, without a fixed seed so that the retry is a new sample. Recorded in
-        # the manifest.
+        # Asked for 0-10 scores, the 135M judge copies the number that opens the hardened template's
+        # placeholder ("<0-10>") and scores nearly every constraint 0, so no response would pass and the later
+        # steps would never run. The smoke build asks it "met or not" instead (template smoke_judge_v1,
+        # parser smoke_met: true -> 10, false -> 0), which it answers about evenly, and samples it without a
+        # fixed seed so that a retry of a reply that breaks the format is a new sample. Its verdicts are noise
+        # (a smoke test), but every step is exercised. Recorded in the manifest.
         judge = embedded_judge_config(judge, embedded()).with_overrides(
-            temperature=SMOKE_JUDGE_TEMPERATURE, max_retries=SMOKE_RETRIES
+            name=f"{SMOKE_JUDGE_PARSER}@embedded-{embedded().model_name}",
+            template=SMOKE_JUDGE_TEMPLATE,
+            prompt_version=SMOKE_JUDGE_TEMPLATE.removesuffix(".txt"),
+            parser=SMOKE_JUDGE_PARSER,
+            temperature=SMOKE_JUDGE_TEMPERATURE,
+            max_retries=SMOKE_RETRIES,
         )
         judge = dataclasses.replace(judge, seed=None)
     return generator, judge

@@ -200,12 +200,14 @@ def test_offline_smoke_build_on_the_embedded_model(tmp_path, capsys, monkeypatch
     monkeypatch.delenv("IOPO_EVAL_JUDGE_BASE_URL", raising=False)
     out = tmp_path / "smoke"
     args = ["train", "build-data", str(PACKAGED_SEEDS), "-o", str(out), "--limit", "1", "--candidates", "1",
-            "--distribution", "1", "--pass-score", "5"]  # fmt: skip
+            "--distribution", "1"]  # fmt: skip
     assert cli_main(args) in (0, 3)
     assert capsys.readouterr().out.startswith("SMOKE TEST")
     report = json.loads((out / "report.json").read_text())
     assert report["smoke_test"] and report["manifest"]["judge"]["smoke_test"]
     assert report["manifest"]["judge"]["temperature"] == 1.0 and report["manifest"]["generator"]["smoke_test"]
+    # the 135M judge answers met or not (its own template and parser), recorded as such
+    assert report["manifest"]["judge"]["prompt_version"] == "smoke_judge_v1"
     # what survives a 135M model's replies varies; every item that entered a step left it kept, dropped or failed
     assert (
         report["cost"]["all_runs"]["total"]["calls"] >= 1 and report["cost"]["all_runs"]["total"]["usd"] == 0
