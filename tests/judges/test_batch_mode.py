@@ -88,6 +88,16 @@ def in_thread(
     return future
 
 
+def wait_first_batch_completed(server: BatchServer, n: int) -> None:
+    """Until the first batch created has answered ``n`` lines."""
+    server.wait_for(
+        lambda: (
+            bool(server.batch_ids())
+            and server.batch(server.batch_ids()[0])["request_counts"]["completed"] == n
+        )
+    )
+
+
 def input_keys(server: BatchServer, batch_id: str) -> list[str]:
     data = server.file_bytes(server.batch(batch_id)["input_file_id"])
     return [json.loads(line)["custom_id"] for line in data.splitlines()]
@@ -251,12 +261,7 @@ def test_an_expired_batch_resubmits_only_the_items_without_an_answer(
     requests = build_requests(7)
     bserver.hold(after=3)
     future = in_thread(requests, bconfig, cache.path)
-    bserver.wait_for(
-        lambda: (
-            bool(bserver.batch_ids())
-            and bserver.batch(bserver.batch_ids()[0])["request_counts"]["completed"] == 3
-        )
-    )
+    wait_first_batch_completed(bserver, 3)
     first = bserver.batch_ids()[0]
     bserver.expire(first)
     bserver.wait_for(lambda: bserver.batch(first)["status"] == "expired")
@@ -279,12 +284,7 @@ def test_an_expired_batch_in_the_last_round_fails_its_items_as_batch_expired(
 ) -> None:
     bserver.hold(after=1)
     future = in_thread(build_requests(3), bconfig, cache.path, settings={"max_rounds": 1})
-    bserver.wait_for(
-        lambda: (
-            bool(bserver.batch_ids())
-            and bserver.batch(bserver.batch_ids()[0])["request_counts"]["completed"] == 1
-        )
-    )
+    wait_first_batch_completed(bserver, 1)
     bserver.expire(bserver.batch_ids()[0])
     results, report = future.result(timeout=30)
     bserver.release()
@@ -300,12 +300,7 @@ def test_a_cancelled_batch_resubmits_only_the_items_without_an_answer(
     requests = build_requests(5)
     bserver.hold(after=2)
     future = in_thread(requests, bconfig, cache.path)
-    bserver.wait_for(
-        lambda: (
-            bool(bserver.batch_ids())
-            and bserver.batch(bserver.batch_ids()[0])["request_counts"]["completed"] == 2
-        )
-    )
+    wait_first_batch_completed(bserver, 2)
     first = bserver.batch_ids()[0]
     openai.OpenAI(base_url=bserver.base_url, api_key="k").batches.cancel(
         first
