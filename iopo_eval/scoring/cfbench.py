@@ -301,10 +301,11 @@ def upstream_record(
 ) -> ItemRecord:
     """The record of an item judged by upstream's script, from its stored ``judge_response``.
 
-    A reply that no rule can read (upstream's state "-1") is a judge failure unless ``failed_as_zero``,
-    which scores it 0 on every metric as upstream does."""
+    A reply that no rule can read (upstream's state "-1") is a judge failure, counted as one; with
+    ``failed_as_zero`` it is also scored 0 on every metric as upstream does (as ``item_record`` does for a
+    run's own failures under upstream counting)."""
     parsed = parse_upstream_reply(judge_response, [c.text for c in item.criteria], keep_zeros=keep_zeros)
-    failed = parsed.state == FAILED and not failed_as_zero
+    failed = parsed.state == FAILED
     stored = dict(stored or {})
     extra: dict[str, Any] = {
         "judge_format": "upstream",
@@ -330,7 +331,7 @@ def upstream_record(
         task=TASK,
         item_id=item.id,
         status="judge_failed" if failed else "ok",
-        values={} if failed else item_values(item, parsed.scores, parsed.state),
+        values={} if failed and not failed_as_zero else item_values(item, parsed.scores, parsed.state),
         groups=_groups(item),
         response=response,
         judge=judge,
