@@ -166,9 +166,6 @@ class Benchmark(ABC, Generic[ItemT]):
     def parse(self, doc: Doc) -> ItemT:
         """A document as the benchmark's item (validated; bad input raises ``DataError``)."""
 
-    def task_of(self, item: ItemT) -> str:
-        return self.tasks[0]
-
     # ------------------------------------------------------------ judging and scoring
 
     def requests(self, item: ItemT, response: str) -> list[JudgeRequest]:

@@ -61,10 +61,6 @@ class RunJudgePool:
     def add(self, task_name: str, benchmark: str, task: Any) -> None:
         self._tasks[task_name] = (benchmark, task)
 
-    @property
-    def tasks(self) -> list[str]:
-        return list(self._tasks)
-
     def records(
         self, task_name: str, bench: Benchmark[Any], docs: Sequence[Doc], responses: Sequence[str]
     ) -> list[ItemRecord]:

@@ -200,10 +200,6 @@ class JudgeSession:
 
     # ------------------------------------------------------------ judging
 
-    def judge(self, bench: Benchmark[Any], requests: Sequence[JudgeRequest]) -> list[JudgeOutcome]:
-        """Outcomes in request order; each request goes to the judge its ``judge`` role names."""
-        return self.judge_groups([(bench, requests)])[0]
-
     def judge_groups(
         self, groups: Sequence[tuple[Benchmark[Any], Sequence[JudgeRequest]]]
     ) -> list[list[JudgeOutcome]]:

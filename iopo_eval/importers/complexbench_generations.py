@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iopo_eval.data.complexbench import Instance, complexbench_path, load_generations, load_instances
+from iopo_eval.data.complexbench import (
+    Generation,
+    Instance,
+    complexbench_path,
+    load_generations,
+    load_instances,
+)
 from iopo_eval.data.store import DataError
 from iopo_eval.scoring.complexbench import item_id
 
@@ -21,21 +27,25 @@ def read_generations(
 ) -> tuple[dict[tuple[str, str, str], str], dict[str, Any]]:
     """The file's responses keyed (benchmark, task, item id), and a description of the model."""
     instances = load_instances(complexbench_path(mirror))
-    responses = generation_responses(path, instances, limit)
-    models = {g.model for g in load_generations(path)}
+    generations = load_generations(path)
+    responses = generation_responses(path, instances, limit, generations)
+    models = {g.model for g in generations}
     return responses, {"name": ", ".join(sorted(models)) or "unknown", "source": str(path)}
 
 
 def generation_responses(
-    generations: Path, instances: Sequence[Instance], limit: int | None = None
+    generations: Path,
+    instances: Sequence[Instance],
+    limit: int | None = None,
+    loaded: Sequence[Generation] | None = None,
 ) -> dict[tuple[str, str, str], str]:
     """Responses keyed as ``iopo-eval judge`` keys them, from an upstream ``llm_generations`` file.
 
     Without ``limit`` the file must cover exactly the data's main_ids; with it, the first ``limit``
     instances are judged and each must have a generation. The generation's ``instruction`` must be the
     instance's Chinese instruction (upstream's files are aligned by main_id; a mismatch means a different
-    data version)."""
-    rows = {g.main_id: g for g in load_generations(generations)}
+    data version). ``loaded``: the file's rows when the caller has read them already."""
+    rows = {g.main_id: g for g in (loaded if loaded is not None else load_generations(generations))}
     chosen = list(instances[:limit] if limit is not None else instances)
     wanted = {inst.main_id for inst in chosen}
     missing = sorted(wanted - set(rows))

@@ -361,12 +361,7 @@ class CFBench(Benchmark[CFBenchItem]):
         ChartGroup("Easy vs hard split", ("easy/", "hard/"), False),
         ChartGroup("Constraint satisfaction by constraint type", ("type/",), True),
     )
-    lm_eval_metrics = (
-        "csr",
-        "isr",
-        "psr",
-        *(f"{split}/{m}" for split in ("easy", "hard") for m in ("csr", "isr", "psr")),
-    )
+    lm_eval_metrics = tuple(spec.name for spec in METRICS)
     in_paper = True
 
     def documents(self, mirror: str | None = None) -> dict[str, tuple[str, Doc]]:

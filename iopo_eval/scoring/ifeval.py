@@ -157,7 +157,7 @@ class IFEval(Benchmark[IFEvalItem]):
     breakdown_prefixes = BREAKDOWN_PREFIXES
     columns = (LeaderboardColumn("prompt_strict", "S-Acc"), LeaderboardColumn("prompt_loose", "L-Acc"))
     charts = (ChartGroup("Strict pass rate by instruction type", ("type/",), True),)
-    lm_eval_metrics = ("prompt_strict", "prompt_loose", "inst_strict", "inst_loose")
+    lm_eval_metrics = tuple(spec.name for spec in METRICS)
     in_paper = True
 
     def documents(self, mirror: str | None = None) -> dict[str, tuple[str, Doc]]:

@@ -240,9 +240,6 @@ class Trace(Benchmark[TraceItem]):
     def parse(self, doc: Doc) -> TraceItem:
         return parse_row(doc, f"trace doc {doc.get('id')!r}")
 
-    def task_of(self, item: TraceItem) -> str:
-        return task_for(item)
-
     def requests(self, item: TraceItem, response: str) -> list[JudgeRequest]:
         return [judge_request(item, response)]
 
