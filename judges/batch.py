@@ -772,22 +772,6 @@ async def judge_in_batches(
     return await run.run()
 
 
-def dump_attempts(result: JudgeAttempts) -> dict[str, Any]:
-    """A JudgeAttempts as JSON-ready data (for drivers and logs)."""
-    parsed = result.parsed
-    return {
-        "status": result.status,
-        "scores": list(parsed.scores) if parsed else None,
-        "overall": parsed.overall if parsed else None,
-        "raw": result.raw,
-        "error_kind": result.error_kind,
-        "error": result.error,
-        "attempts": result.attempts,
-        "usage": [result.usage.prompt_tokens, result.usage.completion_tokens],
-        "cost_usd": result.cost_usd,
-    }
-
-
 __all__ = [
     "METADATA_KEY",
     "BatchApiError",
@@ -799,6 +783,5 @@ __all__ = [
     "JudgeMode",
     "SyncFallback",
     "batch_price",
-    "dump_attempts",
     "judge_in_batches",
 ]

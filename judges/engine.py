@@ -247,18 +247,9 @@ def _estimate(items: list[_Item], config: JudgeConfig, parser: ParserSpec) -> Dr
     both = estimate_modes([_batch_item(i) for i in items], config, parser)
     batch = config.mode == "batch"
     return DryRunEstimate(
-        items=both.items,
-        prompt_tokens=both.prompt_tokens,
-        completion_tokens=both.completion_tokens,
+        **asdict(both),
         usd=both.batch_usd if batch else both.sync_usd,
         usd_upper_bound=both.batch_usd_upper_bound if batch else both.sync_usd_upper_bound,
-        method=both.method,
-        sync_usd=both.sync_usd,
-        sync_usd_upper_bound=both.sync_usd_upper_bound,
-        batch_usd=both.batch_usd,
-        batch_usd_upper_bound=both.batch_usd_upper_bound,
-        batches=both.batches,
-        batch_bytes=both.batch_bytes,
     )
 
 

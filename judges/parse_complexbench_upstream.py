@@ -15,22 +15,16 @@ so every non-empty reply is accepted and the raw reply is what the scoring reads
 
 from __future__ import annotations
 
-import re
-
 from iopo_eval.judges.parse import JudgeParseError, ParsedJudgement, ParserSpec, register_parser
+from iopo_eval.judges.parse_complexbench import upstream_yesno
 
 YESNO = "complexbench_yesno_upstream"
 EXTRACT = "complexbench_extract_upstream"
 
-_ANSWER = re.compile("答案：是|答案：否")
-
 
 def upstream_verdict(reply: str) -> bool:
-    """Upstream's yes/no reading of a judge reply."""
-    answers = _ANSWER.findall(reply)
-    if len(answers) == 1:
-        return "是" in answers[0]
-    return "是" in reply and "否" not in reply
+    """Upstream's yes/no reading of a judge reply (a reply with neither 是 nor 否 reads as no)."""
+    return upstream_yesno(reply) is True
 
 
 def _one(n_expected: int) -> None:

@@ -66,7 +66,8 @@ def _pieces(template_text: str) -> tuple[tuple[str, bool], ...]:
     return tuple(pieces)
 
 
-def _no_surrogates(text: str) -> str:
+def no_surrogates(text: str) -> str:
+    """The text with any lone surrogate (not encodable as UTF-8) replaced by U+FFFD."""
     try:
         text.encode("utf-8")  # fails exactly when the text holds a surrogate; much faster than a scan
     except UnicodeEncodeError:
@@ -131,7 +132,7 @@ def render(
     rendered: dict[str, str] = {}
     truncated: dict[str, int] = {}
     for name in names:
-        text = _no_surrogates(format_field(name, fields[name]))
+        text = no_surrogates(format_field(name, fields[name]))
         limit = limits.get(name)
         if limit is not None and len(text) > limit:
             truncated[name] = len(text)

@@ -33,13 +33,12 @@ import contextlib
 import functools
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from iopo_eval.judges.prompt import RenderedPrompt
+from iopo_eval.judges.prompt import RenderedPrompt, no_surrogates
 from iopo_eval.judges.upstream_source import (
     FormatTemplate,
     FStringFunction,
@@ -51,8 +50,6 @@ from iopo_eval.judges.upstream_source import (
     parse_module,
     read_template,
 )
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class UpstreamPromptError(ValueError):
@@ -147,6 +144,11 @@ class UpstreamPromptSpec:
         return {name: allowed[0] for name, allowed in self.options.items()}
 
 
+# ComplexBench's evaluator and extractor read the same three values, cut the same way (upstream's limits).
+_CB_INSTRUCTION = RequestField("instruction", max_chars=6000)
+_CB_RESPONSE = RequestField("response", max_chars=4000, none_as="None")
+_CB_QUESTION = RequestField("question")
+
 SPECS: dict[str, UpstreamPromptSpec] = {
     spec.name: spec
     for spec in (
@@ -190,9 +192,9 @@ SPECS: dict[str, UpstreamPromptSpec] = {
             registry_key="complexbench/upstream-ral-evaluator",
             locator=StringAssignment("EVALUATION_PROMPT"),
             sources={
-                "input": RequestField("instruction", max_chars=6000),
-                "output": RequestField("response", max_chars=4000, none_as="None"),
-                "question": RequestField("question"),
+                "input": _CB_INSTRUCTION,
+                "output": _CB_RESPONSE,
+                "question": _CB_QUESTION,
             },
             parser="complexbench_yesno_upstream",
             hardened_config="complexbench-gpt4-1106-hardened",
@@ -208,9 +210,9 @@ SPECS: dict[str, UpstreamPromptSpec] = {
                 otherwise=StringAssignment("EXTRACTION_PROMPT"),
             ),
             sources={
-                "instruction": RequestField("instruction", max_chars=6000),
-                "response": RequestField("response", max_chars=4000, none_as="None"),
-                "question": RequestField("question"),
+                "instruction": _CB_INSTRUCTION,
+                "response": _CB_RESPONSE,
+                "question": _CB_QUESTION,
             },
             parser="complexbench_extract_upstream",
             hardened_config="complexbench-extract-gpt4-1106-hardened",
@@ -462,7 +464,7 @@ def _template_values(
             ):
                 truncated[name] = len(original)
     # Lone surrogates cannot be sent as UTF-8 (upstream's client could not send them either): U+FFFD.
-    return {k: _SURROGATE.sub("\ufffd", v) if isinstance(v, str) else v for k, v in values.items()}, truncated
+    return {k: no_surrogates(v) if isinstance(v, str) else v for k, v in values.items()}, truncated
 
 
 def _locator_for(spec: UpstreamPromptSpec, fields: Mapping[str, Any]) -> Locator:
