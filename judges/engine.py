@@ -161,13 +161,23 @@ def _open_cache(cache: JudgeCache | str | os.PathLike[str] | None) -> tuple[Judg
     return JudgeCache(Path(cache)), True
 
 
-def _is_empty_response(request: JudgeRequest) -> bool:
+def is_empty_response(request: JudgeRequest) -> bool:
     """A judged model response that is empty; a request without a response field (a generation asked
     of the model itself, say) has none to be empty."""
     if RESPONSE_FIELD not in request.fields:
         return False
     value = request.fields[RESPONSE_FIELD]
     return value is None or (isinstance(value, str) and not value.strip())
+
+
+def render_request(config: JudgeConfig, request: JudgeRequest) -> RenderedPrompt:
+    """The prompt this judge is sent for this request: an upstream evaluator's own prompt rendered as
+    upstream renders it, or the config's template. The one renderer of the engine and ``--save-prompts``."""
+    if config.prompt is not None:
+        return render_upstream(config.prompt, request.fields)
+    return render(
+        config.template_text, request.fields, n_expected=request.n_expected, truncation=config.truncation
+    )
 
 
 def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Item | None]:
@@ -181,18 +191,10 @@ def _prepare(requests: Sequence[JudgeRequest], config: JudgeConfig) -> list[_Ite
             or request.n_expected < 1
         ):
             raise ValueError(f"judge request {request.key!r}: n_expected must be a positive integer")
-        if _is_empty_response(request):
+        if is_empty_response(request):
             items.append(None)
             continue
-        if config.prompt is not None:  # an upstream evaluator's own prompt, rendered as upstream renders it
-            rendered = render_upstream(config.prompt, request.fields)
-        else:
-            rendered = render(
-                config.template_text,
-                request.fields,
-                n_expected=request.n_expected,
-                truncation=config.truncation,
-            )
+        rendered = render_request(config, request)
         items.append(_Item(request, rendered, cache_key(identity, rendered, request.n_expected)))
     return items
 

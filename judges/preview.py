@@ -17,28 +17,18 @@ from typing import IO, Any
 
 from iopo_eval.judges.client import JudgeClient
 from iopo_eval.judges.config import JudgeConfig
-from iopo_eval.judges.prompt import render
+from iopo_eval.judges.engine import is_empty_response, render_request
 from iopo_eval.judges.types import JudgeRequest
-from iopo_eval.judges.upstream_prompt import render_upstream
-
-RESPONSE_FIELD = "response"  # as engine.RESPONSE_FIELD: the judged model's response
 
 
 def is_sent(request: JudgeRequest) -> bool:
     """False for a request the engine answers without a call: its judged response is empty."""
-    if RESPONSE_FIELD not in request.fields:
-        return True
-    value = request.fields[RESPONSE_FIELD]
-    return not (value is None or (isinstance(value, str) and not value.strip()))
+    return not is_empty_response(request)
 
 
 def prompt_text(config: JudgeConfig, request: JudgeRequest) -> str:
     """The prompt text the engine renders for this request and judge."""
-    if config.prompt is not None:
-        return render_upstream(config.prompt, request.fields).text
-    return render(
-        config.template_text, request.fields, n_expected=request.n_expected, truncation=config.truncation
-    ).text
+    return render_request(config, request).text
 
 
 def request_messages(config: JudgeConfig, request: JudgeRequest) -> list[dict[str, str]] | None:
