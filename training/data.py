@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from iopo_eval.data.store import DataError
+from iopo_eval.data.store import DataError, sha256_of
 
 Messages = list[dict[str, str]]
 FORMATS = ("auto", "iopo-upstream", "quadruple", "pairs", "sft")
@@ -273,7 +273,7 @@ def _folder_rows(path: Path) -> list[tuple[str, Any]]:
 
         try:
             loaded = datasets.load_from_disk(str(path))
-        except (OSError, ValueError, FileNotFoundError) as exc:
+        except (OSError, ValueError) as exc:
             raise TrainingDataError(f"{path}: not a readable saved dataset ({exc})") from exc
         label = str(path)
         if isinstance(loaded, datasets.DatasetDict):
@@ -304,15 +304,11 @@ def source_sha256(path: str | Path) -> str:
     """sha256 of a training file's bytes, or of a dataset folder's files (relative names and bytes), so a
     run key changes when the data does. Cache files that ``datasets`` may add are left out."""
     path = Path(path)
-    files = (
-        sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("cache-", ".")))
-        if path.is_dir()
-        else [path]
-    )
+    if not path.is_dir():
+        return sha256_of(path)
     digest = hashlib.sha256()
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("cache-", "."))):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
         with file.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)

@@ -29,12 +29,14 @@ class EvaluationDataError(ValueError):
     """The builder was given evaluation data."""
 
 
-def _norm(text: str) -> str:
+def norm_text(text: str) -> str:
+    """Whitespace collapsed, trimmed and lower-cased: how texts are compared for sameness here and in the
+    data builder (duplicate seeds and constraints)."""
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(_norm(text).encode("utf-8")).hexdigest()
+    return hashlib.sha256(norm_text(text).encode("utf-8")).hexdigest()
 
 
 def evaluation_hashes() -> dict[str, str]:

@@ -14,7 +14,7 @@ optional ``input``), JSONL. Per row:
 Every call goes through the judge engine, like every LLM call of iopo-eval: its client, SQLite cache (a
 rerun pays for nothing twice), retries, budget and cost accounting. The prompts are template files
 (``judges/templates/builder_rewrite_v1.txt``, ``builder_respond_v1.txt``) named by judge configs
-(``builder-rewrite-gpt4o``, ``builder-respond-gpt4o``; the filter uses ``trace-gpt4o``); the endpoint
+(``builder-rewrite-gpt4o``, ``builder-respond-gpt4o``; the filter uses ``trace-gpt4o-hardened``); the endpoint
 and model of each come from :class:`EndpointSettings`. Each stage is one batch of calls.
 
 The API key comes from the environment variable named by ``api_key_env`` (never written anywhere).
@@ -32,6 +32,7 @@ from pathlib import Path
 from iopo_eval.judges.config import JudgeConfig, load_judge_config
 from iopo_eval.judges.types import JudgeOutcome, JudgeRequest
 from iopo_eval.judging import JudgeSession
+from iopo_eval.scoring.trace import request_fields
 from iopo_eval.training.data import Quadruple, TrainingDataError, read_rows, write_quadruples
 from iopo_eval.training.eval_guard import refuse_evaluation_file, refuse_evaluation_prompts
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 REWRITE_CONFIG = "builder-rewrite-gpt4o"
 RESPOND_CONFIG = "builder-respond-gpt4o"
 JUDGE_CONFIG = "trace-gpt4o-hardened"
-NO_INPUT = "(none)"  # what the TRACE judge is shown for a task without input (as in scoring.trace)
 _NUMBER = re.compile(r"^\s*\d+\s*[.、)]\s*")
 
 
@@ -130,12 +130,14 @@ def _all_ten(outcome: JudgeOutcome) -> bool | None:
 
 
 def _verdict_request(item: TraceInstruction, constraints: list[str], response: str, key: str) -> JudgeRequest:
-    fields = {
-        "query": item.description,
-        "input": item.input or NO_INPUT,
-        "constraints": constraints,
-        "response": response,
-    }
+    fields = request_fields(
+        description=item.description,
+        task_input=item.input or None,
+        constraints="\n".join(constraints),
+        constraints_splits=constraints,
+        user_prompt=item.render(constraints),
+        response=response,
+    )
     return JudgeRequest(key=key, fields=fields, n_expected=len(constraints), judge="judge")
 
 

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from filelock import FileLock, Timeout
 
@@ -232,13 +232,14 @@ class Runner:
         records: list[dict[str, Any]] = []
         failed: dict[str, str] = {}
         for item in chunk:
-            outs = outcomes[item.id]
-            bad = next((o for o in outs if o is None or o.status != "ok"), None)
+            # every slot is filled: each ask belongs to exactly one variant, and zip(strict=True) above
+            outs = cast(list[JudgeOutcome], outcomes[item.id])
+            bad = next((o for o in outs if o.status != "ok"), None)
             if bad is not None:
-                failed[item.id] = (bad.error_kind if bad is not None else None) or "not_asked"
+                failed[item.id] = bad.error_kind or "not_asked"
                 continue
             try:
-                result = step.apply(item, [o for o in outs if o is not None], ctx)
+                result = step.apply(item, outs, ctx)
             except JudgeParseError as exc:  # a cached reply that no longer parses: ask again next run
                 failed[item.id] = exc.error_kind
                 continue

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from iopo_eval.training.databuild.errors import BuildError
+from iopo_eval.training.eval_guard import norm_text
 
 PACKAGED_SEEDS = Path(__file__).parent / "seeds" / "seeds_v1.jsonl"
 
@@ -33,12 +34,8 @@ class SeedFile:
     rows: int
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def text_id(text: str) -> str:
-    return "s" + hashlib.sha256(_norm(text).encode("utf-8")).hexdigest()[:12]
+    return "s" + hashlib.sha256(norm_text(text).encode("utf-8")).hexdigest()[:12]
 
 
 def read_seeds(path: str | Path, field_name: str = "instruction") -> SeedFile:
@@ -77,13 +74,13 @@ def read_seeds(path: str | Path, field_name: str = "instruction") -> SeedFile:
         sid = str(raw_id) if raw_id is not None else text_id(instruction)
         if not sid.strip() or "#" in sid:
             raise BuildError(f"{where}: 'id' must be non-empty and must not contain '#'")
-        if _norm(instruction) in seen_texts:
+        if norm_text(instruction) in seen_texts:
             duplicates += 1
             continue
         if sid in seen_ids:
             raise BuildError(f"{where}: id {sid!r} was already used on line {seen_ids[sid]}")
         seen_ids[sid] = lineno
-        seen_texts.add(_norm(instruction))
+        seen_texts.add(norm_text(instruction))
         extra = {k: v for k, v in row.items() if k not in (field_name, "id")}
         seeds.append(Seed(sid, instruction.strip(), extra))
     if not seeds:

@@ -14,19 +14,17 @@ decides only what well-formed replies mean.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from iopo_eval.judges.types import JudgeOutcome
-from iopo_eval.scoring.trace import request_fields
+from iopo_eval.scoring.trace import NO_INPUT, request_fields
 from iopo_eval.training.databuild.distribution import _unit
 from iopo_eval.training.databuild.items import BuildItem, Candidate
 from iopo_eval.training.databuild.parsers import parse_expand, parse_quality, parse_rewrite, parse_structure
 from iopo_eval.training.databuild.taxonomy import Taxonomy
-
-NO_INPUT = "(none)"  # what the judge and the prompts show for an instruction without input (as scoring/trace)
+from iopo_eval.training.eval_guard import norm_text
 
 
 @dataclass
@@ -74,12 +72,8 @@ class Step:
     json_reply: bool = True  # False: free text (responses), sent without a response format
 
 
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip().lower()
-
-
 def _duplicates(constraints: list[dict[str, str]]) -> bool:
-    texts = [_norm(c["constraint"]) for c in constraints]
+    texts = [norm_text(c["constraint"]) for c in constraints]
     return len(set(texts)) != len(texts)
 
 
@@ -268,7 +262,7 @@ def _rewrite_apply(item: BuildItem, replies: list[JudgeOutcome], ctx: Ctx) -> Re
         new_constraints = constraints[: index - 1] + constraints[index:]
         new = None
     else:
-        if _norm(parsed["constraint"]) == _norm(old["constraint"]):
+        if norm_text(parsed["constraint"]) == norm_text(old["constraint"]):
             return Result.dropped("rewrite: the changed constraint is unchanged", **stats)
         new = {"dimension": old["dimension"], "constraint": parsed["constraint"]}
         new_constraints = [*constraints[: index - 1], new, *constraints[index:]]
@@ -370,4 +364,3 @@ STEPS: tuple[Step, ...] = (
     Step("judge_x2", "preference", "judge", _judge_x2_requests, _judge_x2_apply),
     Step("cross_y2", "preference", "judge", _cross_y2_requests, _cross_y2_apply),
 )
-STEP_NAMES = tuple(s.name for s in STEPS)
