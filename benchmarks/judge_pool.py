@@ -19,30 +19,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from judge_throughput import start_server
+
 from iopo_eval.benchmarks import BENCHMARKS
 from iopo_eval.judging import JudgeSession, judge_documents, judge_documents_many
 
 TASKS = (("trace", "trace_ifs"), ("trace", "trace_ifm"), ("cfbench", "cfbench"))
 JUDGES = "trace=trace-gpt4o-hardened,cfbench=cfbench-gpt4o-hardened"
-
-
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "iopo_eval.testing.openai_server", "--latency", str(latency)]
-    proc = subprocess.Popen(
-        [*cmd, "--reply", "cfbench_or_trace"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    return proc, f"http://127.0.0.1:{int(proc.stdout.readline().strip())}/v1"
 
 
 def task_documents(limit: int | None) -> list[tuple[Any, list[dict[str, Any]], list[str]]]:
@@ -64,7 +53,7 @@ def main() -> int:
     os.environ["OPENAI_API_KEY"] = "unused-loopback-key"
     entries = task_documents(args.limit)
     load = os.getloadavg()
-    proc, base_url = start_server(args.latency)
+    proc, base_url = start_server(args.latency, "--reply", "cfbench_or_trace")
     walls: dict[str, float] = {}
     records: dict[str, list[Any]] = {}
     try:

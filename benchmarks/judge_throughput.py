@@ -61,9 +61,10 @@ def synthetic_items(n: int, seed: int = 0) -> list[JudgeRequest]:
     return items
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """The loopback OpenAI server in its own process (``extra``: more of its flags); its port and URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "iopo_eval.testing.openai_server", "--latency", str(latency)],
+        [sys.executable, "-m", "iopo_eval.testing.openai_server", "--latency", str(latency), *extra],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
