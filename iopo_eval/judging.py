@@ -297,6 +297,13 @@ class JudgeSession:
                         requests=mine,
                     )
 
+    def setenv_until_closed(self, name: str, value: str) -> None:
+        """Set an environment variable that this run's scoring reads, and restore it when the session
+        closes, so that a later run in the same process does not inherit it."""
+        previous = os.environ.get(name)
+        os.environ[name] = value
+        self._stack.callback(_restore_env, name, previous)
+
     def close(self) -> None:
         if self._prompt_log is not None:
             self._prompt_log.close()
@@ -446,3 +453,10 @@ def save_generations(path: Path, docs: Sequence[Doc], responses: Sequence[str]) 
         for doc, response in zip(docs, responses, strict=True):
             doc_id = doc.get("id", doc.get("key", doc.get("idx", doc.get("main_id"))))
             fh.write(json_line({"id": doc_id, "response": response}))
+
+
+def _restore_env(name: str, previous: str | None) -> None:
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous

@@ -94,13 +94,9 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
     ``$IOPO_EVAL_JUDGE_BATCH_FALLBACK``, ``$IOPO_EVAL_JUDGE_BATCH_WAIT_S``).
 
     ``--cfbench-counting`` is a scoring choice, not a judge setting: it goes into the environment
-    variable that CFBench's scoring reads (as a plain ``lm_eval`` run would set it), for this process."""
-    if getattr(args, "cfbench_counting", None):
-        from iopo_eval.scoring.cfbench import COUNTING_ENV
-
-        os.environ[COUNTING_ENV] = args.cfbench_counting
+    variable that CFBench's scoring reads (as a plain ``lm_eval`` run would set it) until the session closes."""
     env = JudgeModes.from_environment()
-    return JudgeSession(
+    session = JudgeSession(
         config_name=args.judge or os.environ.get(ENV_JUDGE) or None,
         base_url=args.judge_base_url,
         model=args.judge_model,
@@ -114,6 +110,11 @@ def session_from_args(args: argparse.Namespace) -> JudgeSession:
         allow_embedded=not args.no_embedded_judge,
         save_prompts=getattr(args, "save_prompts", None),
     )
+    if getattr(args, "cfbench_counting", None):
+        from iopo_eval.scoring.cfbench import COUNTING_ENV
+
+        session.setenv_until_closed(COUNTING_ENV, args.cfbench_counting)
+    return session
 
 
 def _seconds(text: str) -> float:

@@ -191,6 +191,7 @@ def test_the_strict_counting_leaves_failed_judgements_unscored(
         assert cli_main(["run", *base, "-o", str(tmp_path / "upstream")]) == 3
         strict = ["run", *base, "-o", str(tmp_path / "strict"), "--cfbench-counting", "strict"]
         assert cli_main(strict) == 3
+        assert COUNTING_ENV not in os.environ  # the flag held for its own run only
     upstream, upstream_dir = load_results(next((tmp_path / "upstream").iterdir()))
     stricter, strict_dir = load_results(next((tmp_path / "strict").iterdir()))
     up, st = upstream.benchmarks["cfbench"], stricter.benchmarks["cfbench"]
