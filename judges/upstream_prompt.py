@@ -13,7 +13,7 @@ upstream's own truncation, joins and stand-ins), and the message role. The file 
 never executed; the rendered text is byte-identical to what upstream's code builds for the same inputs
 (tests/judges/test_upstream_prompt_fidelity.py renders every TRACE and CFBench row through both).
 
-The fields a request must carry, per spec (``UpstreamPromptSpec.request_fields``):
+The fields a request must carry, per spec:
 
 - ``trace``: ``description``, ``row_input`` (the row's ``input`` as it is: the literal ``"NULL"`` when
   there is none), ``row_constraints`` (the row's ``constraints`` block), ``constraints_splits`` (the gold
@@ -121,24 +121,10 @@ class UpstreamPromptSpec:
     role: str = "user"  # the single chat message upstream sends
     options: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # name -> allowed (default first)
     n_expected_field: str | None = None  # a list field whose length is the number of scores; None: 1
-    context_fields: tuple[str, ...] = ()  # request fields the reply parser reads (not in the prompt)
     # The bundled config that asks the same questions with our own (hardened) prompt and a JSON answer:
     # what the embedded smoke-test judge runs in this prompt's place (a 135M model cannot keep upstream's
     # free-text reply format; its grammar-constrained JSON always parses).
     hardened_config: str = ""
-
-    @property
-    def request_fields(self) -> tuple[str, ...]:
-        names: list[str] = []
-        for source in self.sources.values():
-            if isinstance(source, RequestField):
-                names.append(source.name)
-            elif isinstance(source, TraceQuery):
-                names.extend(("description", TRACE_INPUT))
-        if isinstance(self.locator, ChooseTemplate):
-            names.append(self.locator.field)
-        names.extend(self.context_fields)
-        return tuple(dict.fromkeys(names))
 
     def default_options(self) -> dict[str, str]:
         return {name: allowed[0] for name, allowed in self.options.items()}
@@ -168,7 +154,6 @@ SPECS: dict[str, UpstreamPromptSpec] = {
             parser="trace_upstream",
             options={"question": tuple(TRACE_QUESTIONS)},
             n_expected_field="constraints_splits",
-            context_fields=("constraints_splits",),
             hardened_config="trace-gpt4o-hardened",
         ),
         UpstreamPromptSpec(
