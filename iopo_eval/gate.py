@@ -367,7 +367,7 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
         return report
 
     incomplete = [
-        f"{role} {bench}: {res.n_failed} of {res.n_items} items have no score ({_failure_text(res)})"
+        f"{role} {bench}: {res.n_failed} of {res.n_items} items have no score ({res.failure_text})"
         for bench in shared
         for role, res in (("baseline", base.benchmarks[bench]), ("candidate", cand.benchmarks[bench]))
         if res.n_failed
@@ -421,10 +421,6 @@ def run_gate(baseline: str | Path, candidate: str | Path, options: GateOptions |
     if not report.checks and not report.problems:
         report.problems.append("nothing to compare: no selected metric was measured by both runs")
     return report
-
-
-def _failure_text(result: BenchmarkResult) -> str:
-    return ", ".join(f"{reason} {n}" for reason, n in sorted(result.failures.items()))
 
 
 # ---------------------------------------------------------------- markdown

@@ -132,6 +132,11 @@ class BenchmarkResult:
     def n_failed(self) -> int:
         return sum(self.failures.values())
 
+    @property
+    def failure_text(self) -> str:
+        """The failures as one line, e.g. ``parse_error 2, timeout 1``."""
+        return ", ".join(f"{reason} {n}" for reason, n in sorted(self.failures.items()))
+
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["metrics"] = {k: m.to_json() for k, m in self.metrics.items()}

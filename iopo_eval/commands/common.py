@@ -144,15 +144,10 @@ def finish_run(results: RunResults, run_dir: Path, *, dry_run: bool, leaderboard
 
         site = build_site([str(run_dir)], leaderboard)
         print(f"leaderboard: {site.index.resolve().as_uri()}")
-    unjudged = {
-        name: bench.failures for name, bench in results.benchmarks.items() if bench.n_failed and not dry_run
-    }
+    unjudged = [(name, bench) for name, bench in results.benchmarks.items() if bench.n_failed and not dry_run]
     if not unjudged:
         return EXIT_OK
-    detail = "; ".join(
-        f"{name}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(f.items()))
-        for name, f in unjudged.items()
-    )
+    detail = "; ".join(f"{name}: {bench.failure_text}" for name, bench in unjudged)
     print(
         f"incomplete: some items have no score ({detail}). The run is written; rerun the same command "
         f"(or `iopo-eval judge {run_dir}`) to resume from the judge cache. Exit code {EXIT_INCOMPLETE}.",

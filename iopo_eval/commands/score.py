@@ -108,7 +108,7 @@ def score_ifeval(args: argparse.Namespace) -> int:
             f"skipped {n} row(s) of the file ({reason}); they are named in results.json under model.skipped_rows"
         )
     if result.failures:
-        print("not scored: " + ", ".join(f"{reason} {n}" for reason, n in sorted(result.failures.items())))
+        print(f"not scored: {result.failure_text}")
     print(f"wrote {out_dir / 'results.json'} and {out_dir / result.items_file}")
     return 0
 
