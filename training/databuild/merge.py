@@ -16,7 +16,7 @@ from iopo_eval.training.databuild.errors import BuildError
 from iopo_eval.training.databuild.items import BuildItem
 from iopo_eval.training.databuild.outputs import write_outputs
 from iopo_eval.training.databuild.report import build_report, write_report
-from iopo_eval.training.databuild.state import check_manifest
+from iopo_eval.training.databuild.state import check_manifest, exit_code
 from iopo_eval.training.databuild.steps import Ctx
 from iopo_eval.training.databuild.taxonomy import taxonomy_from_snapshot, taxonomy_to_yaml
 
@@ -109,7 +109,4 @@ def merge_shards(shard_dirs: list[Path], out: Path) -> tuple[int, dict[str, Any]
         decontamination=decon,
     )
     write_report(out, report, taxonomy)
-    incomplete = any(
-        entry.get("status") in ("failed", "pending") for trail in trails.values() for entry in trail.values()
-    )
-    return (3 if incomplete else 0), report
+    return exit_code(trails), report

@@ -42,7 +42,6 @@ from iopo_eval.training.eval_guard import EvaluationDataError, refuse_evaluation
 
 log = logging.getLogger(__name__)
 BUILDER_VERSION = "build-data-v1"
-EXIT_OK, EXIT_INCOMPLETE = 0, 3
 
 
 @dataclass
@@ -367,9 +366,4 @@ def run_build(settings: BuildSettings) -> tuple[int, dict[str, Any]]:
             decontamination=prepared.index.summary(),
         )
         write_report(settings.out, report, prepared.taxonomy)
-    incomplete = any(
-        t.get(step, {}).get("status") in ("failed", "pending")
-        for t in result["trails"].values()
-        for step in t
-    )
-    return (EXIT_INCOMPLETE if incomplete or result["stopped"] else EXIT_OK), report
+    return st.exit_code(result["trails"], result["stopped"]), report

@@ -97,3 +97,15 @@ def check_manifest(path: Path, wanted: dict[str, Any]) -> None:
             f"{wanted.get(key)!r} now{' and ' + str(len(changed) - 1) + ' more' if len(changed) > 1 else ''}); "
             "resume it with the same settings or build into a new folder"
         )
+
+
+EXIT_OK, EXIT_INCOMPLETE = 0, 3  # 3: some items failed or are still pending; a rerun resumes them
+
+
+def exit_code(trails: dict[str, dict[str, Any]], stopped: object = None) -> int:
+    """A build's exit code: incomplete when any item's step failed or is pending, or the build stopped early
+    (the budget); shared by a build and a merge of shards."""
+    incomplete = any(
+        entry.get("status") in ("failed", "pending") for t in trails.values() for entry in t.values()
+    )
+    return EXIT_INCOMPLETE if incomplete or stopped else EXIT_OK
